@@ -1,0 +1,205 @@
+// The kernels' front door: every numeric op the engine needs, as templates
+// over a backend tag (Scalar, Xsimd, Highway, Avx512Vnni; Best = the fastest
+// on the compiler's target). See scalar.hpp for the reference semantics.
+//
+//   kernels::matvec<kernels::Best>(w, x, y, scratch, pool);
+//
+// Quantized weights: matvec/matmul first quantize x to 8 bits (q8_0-style
+// blocks of 32 for Q4_0…Q8_0, q8_K blocks of 256 for the k-quants) into the
+// caller's scratch, then use integer dot products, as ggml does. Rows are cut
+// into chunks whose size depends only on the shape, and each output element
+// is computed by exactly one task in a fixed order, so results are
+// bit-identical for any number of threads.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "jielong/core/dtype.hpp"
+#include "jielong/core/executor.hpp"
+#include "jielong/core/quants.hpp"
+#include "jielong/core/status.hpp"
+#include "jielong/kernels/activation.hpp"
+#include "jielong/kernels/backend.hpp"
+#include "jielong/kernels/scalar.hpp"
+// g++ 12 reports its own AVX-512 intrinsics (the _mm512_undefined_* idiom)
+// as "used uninitialized" wherever they are inlined; the vector backends are
+// full of them, so that one false positive is silenced here.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include "jielong/kernels/xsimd.hpp"
+#include "jielong/kernels/highway.hpp"
+#include "jielong/kernels/vnni.hpp"
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace jielong::kernels {
+
+#if JIELONG_HAVE_AVX512_VNNI
+using Best = Avx512Vnni;
+#else
+using Best = Highway;
+#endif
+
+// Weight types matvec/matmul accept.
+constexpr bool matvec_supports(DType t) noexcept {
+  switch (t) {
+    case DType::F32: case DType::F16: case DType::BF16: case DType::Q4_0: case DType::Q4_1: case DType::Q5_0:
+    case DType::Q5_1: case DType::Q8_0: case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K:
+    case DType::Q6_K:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Bytes of scratch matvec/matmul need for n_tokens activation rows of `cols`
+// (0 for float weights). Includes slack to align the start to 64 bytes.
+constexpr size_t matvec_scratch_bytes(DType t, size_t cols, size_t n_tokens = 1) noexcept {
+  const size_t row = act_row_bytes(act_kind(t), cols);
+  return row == 0 ? 0 : row * n_tokens + 64;
+}
+
+template <class B>
+void dequantize_row(DType t, const void* src, float* dst, size_t n) noexcept {
+  Ops<B>::dequantize_row(t, src, dst, n);
+}
+
+// Writes row_bytes(t, n) bytes. Every backend produces the same bytes as the
+// reference quantizer (bit-exact with ggml for Q8_0/Q4_0/Q4_1/Q5_0/Q5_1).
+template <class B>
+Status quantize_row(DType t, const float* src, void* dst, size_t n) {
+  return quants::quantize_row(t, src, dst, n);
+}
+
+template <class B>
+float dot(const float* a, const float* b, size_t n) noexcept {
+  return Ops<B>::dot(a, b, n);
+}
+template <class B>
+float dot_f16(const float* a, const uint16_t* b_f16, size_t n) noexcept {
+  return Ops<B>::dot_f16(a, b_f16, n);
+}
+template <class B>
+void axpy(float a, const float* x, float* y, size_t n) noexcept {
+  Ops<B>::axpy(a, x, y, n);
+}
+template <class B>
+void axpy_f16(float a, const uint16_t* x_f16, float* y, size_t n) noexcept {
+  Ops<B>::axpy_f16(a, x_f16, y, n);
+}
+// out = x / sqrt(mean(x²) + eps) * weight; out may alias x.
+template <class B>
+void rmsnorm(float* out, const float* x, const float* weight, size_t n, float eps) noexcept {
+  Ops<B>::rmsnorm(out, x, weight, n, eps);
+}
+// In place, max-subtracted so large logits do not overflow.
+template <class B>
+void softmax(float* x, size_t n) noexcept {
+  Ops<B>::softmax(x, n);
+}
+
+inline constexpr size_t kMaxRopeDim = 1024;
+
+// x: [n_heads][head_dim]; rotates the first rot_dim dims of each head by the
+// angles pos * inv_freq[i], i < rot_dim/2 (the model precomputes inv_freq from
+// its frequency base and scaling). rot_dim must be even, <= head_dim and
+// <= kMaxRopeDim; other dims pass through.
+template <class B>
+void rope(float* x, size_t n_heads, size_t head_dim, size_t rot_dim, float pos, const float* inv_freq,
+          RopeLayout layout) noexcept {
+  JIELONG_ASSERT(rot_dim % 2 == 0 && rot_dim <= head_dim && rot_dim <= kMaxRopeDim);
+  rot_dim = std::min({rot_dim & ~size_t{1}, head_dim, kMaxRopeDim});
+  // The angles are shared by all heads; computing them once (identically for
+  // every backend) keeps the backends comparable bit for bit on the rotation.
+  float cos_t[kMaxRopeDim / 2], sin_t[kMaxRopeDim / 2];
+  for (size_t i = 0; i < rot_dim / 2; ++i) {
+    const float theta = pos * inv_freq[i];
+    cos_t[i] = std::cos(theta);
+    sin_t[i] = std::sin(theta);
+  }
+  Ops<B>::rope_rotate(x, n_heads, head_dim, rot_dim, cos_t, sin_t, layout);
+}
+// out = silu(gate) * up = gate / (1 + e^-gate) * up
+template <class B>
+void swiglu(float* out, const float* gate, const float* up, size_t n) noexcept {
+  Ops<B>::swiglu(out, gate, up, n);
+}
+// tanh approximation
+template <class B>
+void gelu(float* out, const float* x, size_t n) noexcept {
+  Ops<B>::gelu(out, x, n);
+}
+template <class B>
+void add(float* y, const float* x, size_t n) noexcept {  // y += x
+  Ops<B>::add(y, x, n);
+}
+template <class B>
+void scale(float* y, float s, size_t n) noexcept {  // y *= s
+  Ops<B>::scale(y, s, n);
+}
+// Lowest index of the maximum; 0 for n == 0.
+template <class B>
+size_t argmax(const float* x, size_t n) noexcept {
+  return n == 0 ? 0 : Ops<B>::argmax(x, n);
+}
+
+namespace detail {
+// Rows per task: 1/16 of the matrix, kept between 32 KiB and 256 KiB of
+// weights, a multiple of 8 rows. Long contiguous runs per task let the
+// hardware prefetchers stream; the size depends only on the shape.
+inline size_t row_grain(const WeightView& w) noexcept {
+  const size_t bytes = std::max<size_t>(1, row_bytes(w.type, w.cols));
+  const size_t task_bytes = std::clamp<size_t>(bytes * w.rows / 16, size_t{32} << 10, size_t{256} << 10);
+  const size_t g = (task_bytes + bytes - 1) / bytes;
+  return (g + 7) / 8 * 8;
+}
+inline std::byte* align64(std::byte* p) noexcept {
+  return reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
+}
+}  // namespace detail
+
+// Y = W X for a batch of tokens. x: [n_tokens][cols] f32, y: [n_tokens][rows].
+// scratch: at least matvec_scratch_bytes(w.type, w.cols, n_tokens) bytes.
+// w.cols must be a multiple of the type's block size and the type one that
+// matvec_supports (the loader checks both); otherwise y is zero-filled.
+template <class B>
+void matmul(const WeightView& w, const float* x, size_t n_tokens, float* y, std::span<std::byte> scratch,
+            Executor& ex) noexcept {
+  const ActKind kind = act_kind(w.type);
+  const bool ok = matvec_supports(w.type) && row_bytes(w.type, w.cols) != 0 &&
+                  scratch.size() >= matvec_scratch_bytes(w.type, w.cols, n_tokens);
+  JIELONG_ASSERT(ok);
+  if (!ok) {
+    std::fill(y, y + n_tokens * w.rows, 0.0f);
+    return;
+  }
+  const void* act = x;
+  size_t act_stride = w.cols * sizeof(float);
+  if (kind != ActKind::none) {
+    std::byte* base = detail::align64(scratch.data());
+    act_stride = act_row_bytes(kind, w.cols);
+    parallel_for(ex, n_tokens, 8, [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t) quantize_act(kind, x + t * w.cols, base + t * act_stride, w.cols);
+    });
+    act = base;
+  }
+  parallel_for(ex, w.rows, detail::row_grain(w), [&](size_t r0, size_t r1) {
+    Ops<B>::rows_dot(w, r0, r1, act, act_stride, n_tokens, y, w.rows);
+  });
+}
+
+// y = W x. x: [cols] f32, y: [rows].
+template <class B>
+void matvec(const WeightView& w, const float* x, float* y, std::span<std::byte> scratch, Executor& ex) noexcept {
+  matmul<B>(w, x, 1, y, scratch, ex);
+}
+
+}  // namespace jielong::kernels
