@@ -1,0 +1,190 @@
+// Kernel throughput against the machine's memory read bandwidth, measured in
+// the same run (see bench/README.md for how to read the table).
+//
+//   BM_ReadBandwidth                         streaming read of 1 GiB, bytes/s
+//   BM_Matvec/<type>/<backend>/<rows>x<cols> decode: bytes/s = weight bytes read per second
+//   BM_Matmul/<type>/<backend>/<rows>x<cols>/<tokens>  prefill: FLOP/s (2·rows·cols·tokens)
+//
+// Threads: $JIELONG_THREADS, default all cores. Weights are seeded random
+// rows quantized once and tiled over the matrix (speed does not depend on the
+// values, and tiling keeps setup fast; every row is still a distinct read).
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+#include <immintrin.h>
+
+#include "jielong/core/executor.hpp"
+#include "jielong/kernels/kernels.hpp"
+
+using namespace jielong;
+namespace k = jielong::kernels;
+
+namespace {
+
+size_t bench_threads() {
+  if (const char* env = std::getenv("JIELONG_THREADS"); env && std::atoi(env) > 0) return static_cast<size_t>(std::atoi(env));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+ThreadPool& pool() {
+  static ThreadPool p(bench_threads());
+  return p;
+}
+
+struct AlignedBytes {
+  explicit AlignedBytes(size_t n) : size(n), data(static_cast<std::byte*>(std::aligned_alloc(64, (n + 63) / 64 * 64))) {}
+  ~AlignedBytes() { std::free(data); }
+  AlignedBytes(const AlignedBytes&) = delete;
+  AlignedBytes& operator=(const AlignedBytes&) = delete;
+  size_t size;
+  std::byte* data;
+};
+
+void BM_ReadBandwidth(benchmark::State& state) {
+  constexpr size_t kBytes = size_t{1} << 30;
+  AlignedBytes buf(kBytes);
+  std::memset(buf.data, 1, kBytes);  // fault every page in before timing
+  const size_t n_chunks = 64;        // fixed partition, as the kernels use
+  std::vector<float> partial(n_chunks);
+  for (auto _ : state) {
+    parallel_for(pool(), n_chunks, 1, [&](size_t c0, size_t c1) {
+      for (size_t c = c0; c < c1; ++c) {
+        const auto* p = reinterpret_cast<const float*>(buf.data + c * (kBytes / n_chunks));
+        const size_t n = kBytes / n_chunks / sizeof(float);
+        // Eight independent accumulators keep enough loads in flight.
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (size_t i = 0; i < n; i += 128) {
+          a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
+          a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
+          a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
+          a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
+          a4 = _mm512_add_ps(a4, _mm512_load_ps(p + i + 64));
+          a5 = _mm512_add_ps(a5, _mm512_load_ps(p + i + 80));
+          a6 = _mm512_add_ps(a6, _mm512_load_ps(p + i + 96));
+          a7 = _mm512_add_ps(a7, _mm512_load_ps(p + i + 112));
+        }
+        partial[c] = k::vnni_detail::hsum(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                                                        _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7))));
+      }
+    });
+    benchmark::DoNotOptimize(partial.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(kBytes));
+  state.counters["threads"] = static_cast<double>(pool().concurrency());
+}
+
+// A rows x cols matrix of `type`: 64 distinct quantized rows tiled.
+struct BenchMatrix {
+  BenchMatrix(DType type, size_t rows, size_t cols) : bytes(row_bytes(type, cols) * rows) {
+    const size_t rb = row_bytes(type, cols);
+    constexpr size_t kDistinct = 64;
+    std::vector<uint8_t> pattern(rb * kDistinct);
+    std::mt19937 rng(42);
+    std::normal_distribution<float> nd(0.0f, 0.02f);
+    std::vector<float> row(cols);
+    for (size_t r = 0; r < kDistinct; ++r) {
+      for (float& v : row) v = nd(rng);
+      (void)quants::quantize_row(type, row.data(), pattern.data() + r * rb, cols);
+    }
+    for (size_t r = 0; r < rows; ++r) std::memcpy(bytes.data + r * rb, pattern.data() + (r % kDistinct) * rb, rb);
+    view = k::WeightView{type, bytes.data, rows, cols, rb};
+  }
+  AlignedBytes bytes;
+  k::WeightView view;
+};
+
+template <class B>
+void BM_Matvec(benchmark::State& state, DType type, size_t rows, size_t cols) {
+  BenchMatrix m(type, rows, cols);
+  std::vector<float> x(cols), y(rows);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : x) v = nd(rng);
+  AlignedBytes scratch(k::matvec_scratch_bytes(type, cols) + 64);
+  const std::span<std::byte> s(scratch.data, scratch.size);
+  for (auto _ : state) {
+    k::matvec<B>(m.view, x.data(), y.data(), s, pool());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(m.bytes.size));
+}
+
+template <class B>
+void BM_Matmul(benchmark::State& state, DType type, size_t rows, size_t cols, size_t tokens) {
+  BenchMatrix m(type, rows, cols);
+  std::vector<float> x(cols * tokens), y(rows * tokens);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : x) v = nd(rng);
+  AlignedBytes scratch(k::matvec_scratch_bytes(type, cols, tokens) + 64);
+  const std::span<std::byte> s(scratch.data, scratch.size);
+  for (auto _ : state) {
+    k::matmul<B>(m.view, x.data(), tokens, y.data(), s, pool());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(rows * cols * tokens),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
+struct Shape {
+  size_t rows, cols;
+};
+
+template <class B>
+void register_backend(const char* backend) {
+  const DType types[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0,
+                         DType::Q4_1, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+  const Shape shapes[] = {{2048, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}, {1536, 576}};
+  for (DType t : types)
+    for (const Shape& sh : shapes) {
+      if (row_bytes(t, sh.cols) == 0) continue;  // 576 is not a multiple of 256: no k-quants there
+      const std::string name = "BM_Matvec/" + std::string(dtype_name(t)) + "/" + backend + "/" + std::to_string(sh.rows) +
+                               "x" + std::to_string(sh.cols);
+      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { BM_Matvec<B>(st, t, sh.rows, sh.cols); })
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
+    }
+}
+
+template <class B>
+void register_matmul(const char* backend) {
+  const DType types[] = {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
+  const Shape shapes[] = {{2048, 2048}, {5632, 2048}};
+  for (DType t : types)
+    for (const Shape& sh : shapes) {
+      const size_t tokens = 128;
+      const std::string name = "BM_Matmul/" + std::string(dtype_name(t)) + "/" + backend + "/" + std::to_string(sh.rows) +
+                               "x" + std::to_string(sh.cols) + "/" + std::to_string(tokens);
+      benchmark::RegisterBenchmark(name.c_str(),
+                                   [=](benchmark::State& st) { BM_Matmul<B>(st, t, sh.rows, sh.cols, tokens); })
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  pool();  // start the workers before anything is timed
+  benchmark::RegisterBenchmark("BM_ReadBandwidth", BM_ReadBandwidth)->UseRealTime()->Unit(benchmark::kMillisecond);
+  register_backend<k::Scalar>("scalar");
+  register_backend<k::Xsimd>("xsimd");
+  register_backend<k::Highway>("highway");
+  register_backend<k::Best>("best");
+  register_matmul<k::Highway>("highway");
+  register_matmul<k::Best>("best");
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
