@@ -1,0 +1,105 @@
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+#include "args.hpp"
+#include "jielong/run/generate.hpp"
+#include "jielong/run/load.hpp"
+#include "jielong/run/session.hpp"
+
+namespace jielong::cli {
+
+// Shared by generate / eval / perplexity: -m MODEL [-z TOKENIZER] → model + tokenizer.
+inline bool load_or_report(const char* command, const std::string& model_path, const std::string& tokenizer_path,
+                           run::LoadedModel& out) {
+  if (model_path.empty()) {
+    std::fprintf(stderr, "jielong %s: -m MODEL is required\n", command);
+    return false;
+  }
+  auto loaded = run::load(model_path, tokenizer_path);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "jielong %s: %s\n", command, loaded.status().to_string().c_str());
+    return false;
+  }
+  out = std::move(*loaded);
+  return true;
+}
+
+inline int cmd_generate(Args& args) {
+  std::string model_path, tokenizer_path, prompt;
+  int64_t n_predict = 128, top_k = 40, seed = 0, threads = 1, ctx = 0;
+  double temp = 0.8, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
+  bool chat = false;
+  std::vector<std::string> stops;
+  Flags flags("generate", "-m MODEL [-z TOKENIZER.bin] -p PROMPT [-n N] [options]",
+              "Continue PROMPT with the model; the text goes to stdout, statistics to stderr.");
+  flags.add_string("-m,--model", &model_path, "model file (.gguf, or llama2.c .bin with -z)");
+  flags.add_string("-z,--tokenizer", &tokenizer_path, "llama2.c tokenizer.bin (for a .bin checkpoint)");
+  flags.add_string("-p,--prompt", &prompt, "text to continue");
+  flags.add_int("-n,--n-predict", &n_predict, "tokens to generate (default 128)", 0, 1 << 24);
+  flags.add_float("--temp", &temp, "temperature; 0 is greedy (default 0.8)", 0.0, 100.0);
+  flags.add_int("--top-k", &top_k, "top-k, 0 = off (default 40)", 0, 1 << 30);
+  flags.add_float("--top-p", &top_p, "top-p, 1 = off (default 0.95)", 1e-6, 1.0);
+  flags.add_float("--min-p", &min_p, "min-p, 0 = off (default 0.05)", 0.0, 1.0);
+  flags.add_float("--repeat-penalty", &repeat_penalty, "repetition penalty over the last 64 tokens (default 1 = off)",
+                  1e-3, 100.0);
+  flags.add_int("-s,--seed", &seed, "sampling seed (default 0)", 0, INT64_MAX);
+  flags.add_int("-t,--threads", &threads, "threads (default 1)", 1, 1024);
+  flags.add_int("-c,--ctx", &ctx, "context size (default: the model's)", 0, 1 << 24);
+  flags.add_switch("--chat", &chat, "wrap the prompt in the model's chat template");
+  flags.add_strings("--stop", &stops, "stop string (repeatable)");
+  if (auto rc = flags.parse(args)) return *rc;
+
+  run::LoadedModel lm;
+  if (!load_or_report("generate", model_path, tokenizer_path, lm)) return 1;
+  if (!lm.tokenizer) {
+    std::fprintf(stderr, "jielong generate: %s has no tokenizer; pass -z TOKENIZER.bin\n", model_path.c_str());
+    return 1;
+  }
+  if (chat) {
+    auto rendered = run::apply_chat_template(*lm.tokenizer, prompt);
+    if (!rendered.ok()) {
+      std::fprintf(stderr, "jielong generate: %s\n", rendered.status().to_string().c_str());
+      return 1;
+    }
+    prompt = *rendered;
+  }
+
+  run::SessionOptions so;
+  so.n_ctx = static_cast<size_t>(ctx);
+  so.n_threads = static_cast<size_t>(threads);
+  so.kv_type = model::KvType::f32;
+  so.sampling.temperature = static_cast<float>(temp);
+  so.sampling.top_k = static_cast<int32_t>(top_k);
+  so.sampling.top_p = static_cast<float>(top_p);
+  so.sampling.min_p = static_cast<float>(min_p);
+  so.sampling.repeat_penalty = static_cast<float>(repeat_penalty);
+  so.sampling.seed = static_cast<uint64_t>(seed);
+  auto session = run::Session::create(lm.model, so);
+  if (!session.ok()) {
+    std::fprintf(stderr, "jielong generate: %s\n", session.status().to_string().c_str());
+    return 1;
+  }
+  run::GenerateParams gp;
+  gp.max_tokens = static_cast<size_t>(n_predict);
+  gp.stop = stops;
+  gp.parse_special = chat;
+  auto r = run::generate(*session, *lm.tokenizer, prompt, gp, [](std::string_view piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  });
+  std::printf("\n");
+  if (!r.ok()) {
+    std::fprintf(stderr, "jielong generate: %s\n", r.status().to_string().c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "prompt: %zu tokens in %.3f s (%.1f tok/s); generated: %zu tokens in %.3f s (%.1f tok/s); stop: %s\n",
+               r->n_prompt, r->prompt_seconds, r->prompt_seconds > 0 ? r->n_prompt / r->prompt_seconds : 0.0,
+               r->n_generated, r->generate_seconds,
+               r->generate_seconds > 0 ? r->n_generated / r->generate_seconds : 0.0, run::stop_reason_name(r->reason));
+  return 0;
+}
+
+}  // namespace jielong::cli

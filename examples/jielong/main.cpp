@@ -1,0 +1,69 @@
+// jielong: the command-line face of the library, git-style subcommands.
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+#include "args.hpp"
+#include "cmd_eval.hpp"
+#include "cmd_generate.hpp"
+#include "cmd_info.hpp"
+#include "cmd_perplexity.hpp"
+#include "cmd_quantize.hpp"
+#include "cmd_synth.hpp"
+#include "cmd_tokenize.hpp"
+#include "cmd_version.hpp"
+
+namespace {
+
+using jielong::cli::Args;
+
+struct Command {
+  std::string_view name;
+  std::string_view summary;
+  int (*run)(Args&);
+};
+
+// One line per subcommand.
+constexpr Command kCommands[] = {
+    {"version", "print the version", jielong::cli::cmd_version},
+    {"info", "a model's architecture, hyper-parameters, tensors and memory needs", jielong::cli::cmd_info},
+    {"tokenize", "print the token ids of a text", jielong::cli::cmd_tokenize},
+    {"synth", "write a seeded random-weight model", jielong::cli::cmd_synth},
+    {"quantize", "write a model with quantized weights", jielong::cli::cmd_quantize},
+    {"generate", "continue a prompt with a model", jielong::cli::cmd_generate},
+    {"eval", "logits and greedy continuations as JSON lines", jielong::cli::cmd_eval},
+    {"perplexity", "negative log-likelihood of a text", jielong::cli::cmd_perplexity},
+};
+
+void print_usage(std::FILE* f) {
+  std::fprintf(f,
+               "usage: jielong <command> [options]\n\n"
+               "jielong runs transformer language models (GGUF, llama2.c) on the CPU.\n\n"
+               "commands:\n");
+  for (const Command& c : kCommands)
+    std::fprintf(f, "  %-12.*s %.*s\n", int(c.name.size()), c.name.data(), int(c.summary.size()), c.summary.data());
+  std::fprintf(f, "\n'jielong <command> --help' describes a command's options.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return 1;
+  }
+  const std::string_view name = argv[1];
+  if (name == "-h" || name == "--help" || name == "help") {
+    print_usage(stdout);
+    return 0;
+  }
+  for (const Command& c : kCommands) {
+    if (c.name != name) continue;
+    Args args{c.name, {}};
+    for (int i = 2; i < argc; ++i) args.argv.emplace_back(argv[i]);
+    return c.run(args);
+  }
+  std::fprintf(stderr, "jielong: unknown command '%s'\n\n", argv[1]);
+  print_usage(stderr);
+  return 1;
+}

@@ -1,0 +1,151 @@
+// MappedFile: a whole file, read-only, as bytes. Memory-mapped where the
+// system allows (weights then cost no copy and stay in the page cache shared
+// between processes); read into an aligned buffer where it does not.
+#pragma once
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <span>
+#include <string>
+#include <utility>
+
+#include "jielong/core/memory.hpp"
+#include "jielong/core/status.hpp"
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define JIELONG_HAS_MMAP 1
+#else
+#define JIELONG_HAS_MMAP 0
+#endif
+
+namespace jielong {
+
+class MappedFile {
+ public:
+  enum class Mode { map_or_read, read_only_copy };
+
+  MappedFile() noexcept = default;
+  MappedFile(MappedFile&& o) noexcept { *this = std::move(o); }
+  MappedFile& operator=(MappedFile&& o) noexcept {
+    if (this != &o) {
+      release();
+      path_ = std::move(o.path_);
+      data_ = std::exchange(o.data_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+      mapped_ = std::exchange(o.mapped_, false);
+      copy_ = std::move(o.copy_);
+    }
+    return *this;
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile() { release(); }
+
+  static Result<MappedFile> open(const std::string& path, Mode mode = Mode::map_or_read) {
+    MappedFile f;
+    f.path_ = path;
+#if JIELONG_HAS_MMAP
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return make_error(Code::io_error, path + ": cannot open: " + std::strerror(errno));
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return make_error(Code::io_error, path + ": cannot stat: " + std::strerror(err));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      ::close(fd);
+      return make_error(Code::io_error, path + ": not a regular file" +
+                                            std::string(S_ISDIR(st.st_mode) ? " (a directory)" : ""));
+    }
+    f.size_ = static_cast<size_t>(st.st_size);
+    if (f.size_ > 0 && mode == Mode::map_or_read) {
+      void* p = ::mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p != MAP_FAILED) {
+        f.data_ = static_cast<const std::byte*>(p);
+        f.mapped_ = true;
+        ::close(fd);
+        return f;
+      }
+    }
+    Status s = f.read_all(fd);
+    ::close(fd);
+    if (!s.is_ok()) return s;
+    return f;
+#else
+    std::FILE* fp = std::fopen(path.c_str(), "rb");
+    if (!fp) return make_error(Code::io_error, path + ": cannot open: " + std::strerror(errno));
+    std::fseek(fp, 0, SEEK_END);
+    const long end = std::ftell(fp);
+    std::fseek(fp, 0, SEEK_SET);
+    if (end < 0) {
+      std::fclose(fp);
+      return make_error(Code::io_error, path + ": cannot determine the size");
+    }
+    f.size_ = static_cast<size_t>(end);
+    if (f.size_ > 0) {
+      f.copy_ = AlignedBuffer(f.size_);
+      if (!f.copy_.data()) {
+        std::fclose(fp);
+        return make_error(Code::out_of_memory, path + ": " + std::to_string(f.size_) + " bytes");
+      }
+      if (std::fread(f.copy_.data(), 1, f.size_, fp) != f.size_) {
+        std::fclose(fp);
+        return make_error(Code::io_error, path + ": short read");
+      }
+      f.data_ = f.copy_.data();
+    }
+    std::fclose(fp);
+    (void)mode;
+    return f;
+#endif
+  }
+
+  const std::byte* data() const noexcept { return data_; }
+  size_t size() const noexcept { return size_; }
+  std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
+  const std::string& path() const noexcept { return path_; }
+  bool is_mapped() const noexcept { return mapped_; }
+
+ private:
+#if JIELONG_HAS_MMAP
+  Status read_all(int fd) {
+    if (size_ == 0) return Status::ok();
+    copy_ = AlignedBuffer(size_);
+    if (!copy_.data()) return make_error(Code::out_of_memory, path_ + ": " + std::to_string(size_) + " bytes");
+    size_t done = 0;
+    while (done < size_) {
+      const ssize_t n = ::read(fd, copy_.data() + done, size_ - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return make_error(Code::io_error, path_ + ": short read");
+      done += static_cast<size_t>(n);
+    }
+    data_ = copy_.data();
+    return Status::ok();
+  }
+#endif
+
+  void release() noexcept {
+#if JIELONG_HAS_MMAP
+    if (mapped_ && data_) ::munmap(const_cast<std::byte*>(data_), size_);
+#endif
+    data_ = nullptr;
+    size_ = 0;
+    mapped_ = false;
+    copy_ = AlignedBuffer();
+  }
+
+  std::string path_;
+  const std::byte* data_ = nullptr;
+  size_t size_ = 0;
+  bool mapped_ = false;
+  AlignedBuffer copy_;
+};
+
+}  // namespace jielong

@@ -1,0 +1,190 @@
+// Model: an immutable, loaded transformer — hyper-parameters, weight views
+// bound by GGUF name, and the rope frequencies. Load once, share among any
+// number of Sessions on any threads (nothing in it changes after load).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "jielong/core/dtype.hpp"
+#include "jielong/core/status.hpp"
+#include "jielong/kernels/kernels.hpp"
+#include "jielong/model/hparams.hpp"
+#include "jielong/model/rope.hpp"
+#include "jielong/model/weights.hpp"
+
+namespace jielong::model {
+
+class Model {
+ public:
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const HParams& hparams() const noexcept { return hp_; }
+  const Weights& weights() const noexcept { return w_; }
+  const float* inv_freq() const noexcept { return inv_freq_.data(); }  // [rope_dim/2]
+  size_t rope_dim() const noexcept { return rope_dim_; }
+  kernels::RopeLayout rope_layout() const noexcept { return rope_layout_; }
+  const std::string& path() const noexcept { return path_; }
+
+  // Binds the weights of `file` (anything with `hparams()` and
+  // `find_tensor(name)` returning a pointer to {type, n_dims, ne[], data,
+  // n_bytes}); `owner` keeps the mapping alive for the Model's lifetime.
+  template <class File>
+  static Result<std::shared_ptr<const Model>> bind(std::shared_ptr<const File> file, const HParams& hp,
+                                                   std::string path);
+
+ private:
+  Model() = default;
+
+  template <class File>
+  Status bind_all(const File& f);
+
+  HParams hp_{};
+  Weights w_;
+  std::vector<float> small_;      // norms and biases converted to f32 (concatenated)
+  std::vector<float> inv_freq_;   // [rope_dim/2]
+  size_t rope_dim_ = 0;
+  kernels::RopeLayout rope_layout_ = kernels::RopeLayout::normal;
+  std::shared_ptr<const void> owner_;  // the mapped file the views point into
+  std::string path_;
+};
+
+namespace detail {
+
+// "blk.3.attn_q.weight"
+inline std::string layer_tensor(size_t layer, std::string_view what) {
+  return "blk." + std::to_string(layer) + "." + std::string(what);
+}
+
+inline std::string shape_string(const uint64_t* ne, size_t n_dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < n_dims; ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
+  return s + "]";
+}
+
+}  // namespace detail
+
+template <class File>
+Result<std::shared_ptr<const Model>> Model::bind(std::shared_ptr<const File> file, const HParams& hp, std::string path) {
+  if (!file) return make_error(Code::invalid_argument, "model: no file");
+  std::shared_ptr<Model> m(new (std::nothrow) Model());
+  if (!m) return make_error(Code::out_of_memory, "model");
+  m->hp_ = hp;
+  m->path_ = std::move(path);
+  Status st = m->bind_all(*file);
+  if (!st.is_ok()) return st.prefix(m->path_);
+  m->owner_ = std::move(file);
+  return std::shared_ptr<const Model>(std::move(m));
+}
+
+template <class File>
+Status Model::bind_all(const File& f) {
+  const HParams& hp = hp_;
+  const size_t q_dim = hp.n_heads * hp.head_dim, kv_dim = hp.n_kv_heads * hp.head_dim;
+
+  // A matrix stored as GGUF ne = [cols, rows] (ne0 is the contiguous row).
+  auto matrix = [&](const std::string& name, size_t cols, size_t rows, bool required, WeightView& out) -> Status {
+    const auto* t = f.find_tensor(name);
+    if (!t) {
+      if (!required) return Status::ok();
+      return make_error(Code::format_error, "tensor '" + name + "' is missing");
+    }
+    const uint64_t want[2] = {cols, rows};
+    if (t->n_dims < 1 || t->n_dims > 2 || t->ne[0] != cols || (t->n_dims == 2 ? t->ne[1] : 1) != rows)
+      return make_error(Code::format_error, "tensor '" + name + "' has shape " +
+                                                detail::shape_string(t->ne, t->n_dims) + ", expected " +
+                                                detail::shape_string(want, 2));
+    const size_t stride = row_bytes(t->type, cols);
+    if (!kernels::matvec_supports(t->type) || stride == 0)
+      return make_error(Code::unsupported, "tensor '" + name + "' has type " + std::string(dtype_name(t->type)) +
+                                               ", which the kernels do not multiply");
+    if (t->n_bytes < stride * rows)
+      return make_error(Code::format_error, "tensor '" + name + "' holds " + std::to_string(t->n_bytes) +
+                                                " bytes, expected " + std::to_string(stride * rows));
+    out = WeightView{t->type, t->data, rows, cols, stride};
+    return Status::ok();
+  };
+
+  // Small vectors (norm weights, biases) are copied to f32 once, whatever
+  // their stored type, so the forward pass reads plain floats.
+  struct Pending {
+    const float** slot;
+    size_t offset;
+  };
+  std::vector<Pending> pending;
+  auto vector = [&](const std::string& name, size_t n, bool required, const float** slot) -> Status {
+    const auto* t = f.find_tensor(name);
+    if (!t) {
+      if (!required) return Status::ok();
+      return make_error(Code::format_error, "tensor '" + name + "' is missing");
+    }
+    if (t->n_dims != 1 || t->ne[0] != n)
+      return make_error(Code::format_error, "tensor '" + name + "' has shape " +
+                                                detail::shape_string(t->ne, t->n_dims) + ", expected [" +
+                                                std::to_string(n) + "]");
+    const size_t bytes = row_bytes(t->type, n);
+    if (bytes == 0 || t->n_bytes < bytes)
+      return make_error(Code::format_error, "tensor '" + name + "': " + std::string(dtype_name(t->type)) +
+                                                " data does not hold " + std::to_string(n) + " values");
+    const size_t offset = small_.size();
+    small_.resize(offset + n);
+    kernels::dequantize_row<kernels::Scalar>(t->type, t->data, small_.data() + offset, n);
+    pending.push_back({slot, offset});
+    return Status::ok();
+  };
+
+  JIELONG_TRY(matrix("token_embd.weight", hp.n_embd, hp.n_vocab, true, w_.token_embd));
+  JIELONG_TRY(vector("output_norm.weight", hp.n_embd, true, &w_.output_norm));
+  JIELONG_TRY(matrix("output.weight", hp.n_embd, hp.n_vocab, false, w_.output));
+  w_.tied_output = w_.output.data == nullptr;
+  if (w_.tied_output) w_.output = w_.token_embd;
+
+  const bool biases = hp.arch == Arch::qwen2;
+  w_.layers.resize(hp.n_layers);
+  for (size_t l = 0; l < hp.n_layers; ++l) {
+    LayerWeights& L = w_.layers[l];
+    auto name = [&](std::string_view what) { return detail::layer_tensor(l, what); };
+    JIELONG_TRY(vector(name("attn_norm.weight"), hp.n_embd, true, &L.attn_norm));
+    JIELONG_TRY(matrix(name("attn_q.weight"), hp.n_embd, q_dim, true, L.wq));
+    JIELONG_TRY(matrix(name("attn_k.weight"), hp.n_embd, kv_dim, true, L.wk));
+    JIELONG_TRY(matrix(name("attn_v.weight"), hp.n_embd, kv_dim, true, L.wv));
+    JIELONG_TRY(vector(name("attn_q.bias"), q_dim, biases, &L.bq));
+    JIELONG_TRY(vector(name("attn_k.bias"), kv_dim, biases, &L.bk));
+    JIELONG_TRY(vector(name("attn_v.bias"), kv_dim, biases, &L.bv));
+    JIELONG_TRY(matrix(name("attn_output.weight"), q_dim, hp.n_embd, true, L.wo));
+    JIELONG_TRY(vector(name("ffn_norm.weight"), hp.n_embd, true, &L.ffn_norm));
+    JIELONG_TRY(matrix(name("ffn_gate.weight"), hp.n_embd, hp.n_ff, true, L.w_gate));
+    JIELONG_TRY(matrix(name("ffn_up.weight"), hp.n_embd, hp.n_ff, true, L.w_up));
+    JIELONG_TRY(matrix(name("ffn_down.weight"), hp.n_ff, hp.n_embd, true, L.w_down));
+  }
+
+  // Rope: the rotated dims of each head and their frequencies.
+  rope_dim_ = hp.rope_dim ? hp.rope_dim : hp.head_dim;
+  if (rope_dim_ % 2 != 0 || rope_dim_ > hp.head_dim || rope_dim_ > kernels::kMaxRopeDim)
+    return make_error(Code::format_error, "rope dimension " + std::to_string(rope_dim_) +
+                                              " must be even and at most head_dim " + std::to_string(hp.head_dim));
+  rope_layout_ = hp.arch == Arch::qwen2 ? kernels::RopeLayout::neox : kernels::RopeLayout::normal;
+  inv_freq_.resize(rope_dim_ / 2);
+  std::vector<float> freq_factors;
+  if (const auto* t = f.find_tensor("rope_freqs.weight")) {
+    if (t->n_dims != 1 || t->ne[0] != rope_dim_ / 2 || t->type != DType::F32)
+      return make_error(Code::format_error, "tensor 'rope_freqs.weight' must be f32 [" +
+                                                std::to_string(rope_dim_ / 2) + "]");
+    freq_factors.resize(rope_dim_ / 2);
+    kernels::dequantize_row<kernels::Scalar>(t->type, t->data, freq_factors.data(), rope_dim_ / 2);
+  }
+  rope_inv_freq(rope_params(hp), rope_dim_, inv_freq_, freq_factors);
+
+  // small_ no longer grows: hand out the pointers.
+  for (const Pending& p : pending) *p.slot = small_.data() + p.offset;
+  return Status::ok();
+}
+
+}  // namespace jielong::model

@@ -1,0 +1,219 @@
+// The decoder-only transformer forward pass (LLaMA: Touvron et al. 2023;
+// Qwen2 differs only by QKV biases and the rope layout), templated over a
+// kernel backend so that a test can run it on Scalar and compare with Best.
+//
+// One call processes a batch of consecutive tokens at positions
+// [pos0, pos0 + n): a single decode step is the batch of one, a prompt is
+// processed in batches through the matmul path. Each token attends to the
+// cache up to and including its own position (the causal mask), so both
+// paths compute every number in the same way.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "jielong/core/arena.hpp"
+#include "jielong/core/executor.hpp"
+#include "jielong/core/half.hpp"
+#include "jielong/core/status.hpp"
+#include "jielong/kernels/kernels.hpp"
+#include "jielong/model/kv_cache.hpp"
+#include "jielong/model/model.hpp"
+
+namespace jielong::model {
+
+// Working memory of one forward pass for batches of up to n_batch tokens,
+// carved from one arena at session creation.
+struct Scratch {
+  size_t n_batch = 0;
+  float* x = nullptr;         // [n_batch][n_embd] the residual stream
+  float* xb = nullptr;        // [n_batch][n_embd] normalised input of a block
+  float* xb2 = nullptr;       // [n_batch][n_embd] output of a block, before the residual add
+  float* q = nullptr;         // [n_batch][n_heads·head_dim]
+  float* k = nullptr;         // [n_batch][n_kv_heads·head_dim]
+  float* v = nullptr;         // [n_batch][n_kv_heads·head_dim]
+  float* att_out = nullptr;   // [n_batch][n_heads·head_dim] attention-weighted values
+  float* scores = nullptr;    // [n_heads][n_ctx] attention weights of one token
+  float* hb = nullptr;        // [n_batch][n_ff] gate, then silu(gate)·up
+  float* hb2 = nullptr;       // [n_batch][n_ff] up
+  std::span<std::byte> act;   // quantized activations for matmul
+  Arena arena;
+
+  static Result<Scratch> create(const Model& m, size_t n_ctx, size_t n_batch) {
+    const HParams& hp = m.hparams();
+    const size_t q_dim = hp.n_heads * hp.head_dim, kv_dim = hp.n_kv_heads * hp.head_dim;
+    size_t act_bytes = 0;
+    auto need = [&](const WeightView& w) { act_bytes = std::max(act_bytes, kernels::matvec_scratch_bytes(w.type, w.cols, n_batch)); };
+    for (const auto& L : m.weights().layers) {
+      need(L.wq), need(L.wk), need(L.wv), need(L.wo), need(L.w_gate), need(L.w_up), need(L.w_down);
+    }
+    need(m.weights().output);
+    const size_t floats = n_batch * (3 * hp.n_embd + 2 * q_dim + 2 * kv_dim + 2 * hp.n_ff) + hp.n_heads * n_ctx;
+    Scratch s;
+    s.n_batch = n_batch;
+    JIELONG_ASSIGN_OR_RETURN(s.arena, Arena::create(floats * sizeof(float) + act_bytes + 16 * kCacheLine));
+    auto take = [&](size_t n) { return s.arena.allocate<float>(n); };
+    s.x = take(n_batch * hp.n_embd);
+    s.xb = take(n_batch * hp.n_embd);
+    s.xb2 = take(n_batch * hp.n_embd);
+    s.q = take(n_batch * q_dim);
+    s.k = take(n_batch * kv_dim);
+    s.v = take(n_batch * kv_dim);
+    s.att_out = take(n_batch * q_dim);
+    s.scores = take(hp.n_heads * n_ctx);
+    s.hb = take(n_batch * hp.n_ff);
+    s.hb2 = take(n_batch * hp.n_ff);
+    std::byte* act = act_bytes ? s.arena.allocate<std::byte>(act_bytes) : nullptr;
+    s.act = std::span<std::byte>(act, act ? act_bytes : 0);
+    if (!s.hb2 || (act_bytes && !act)) return make_error(Code::internal, "scratch arena too small");
+    return s;
+  }
+};
+
+// Which logits a forward pass writes.
+enum class LogitsFor { none, last, all };
+
+template <class B>
+class Transformer {
+ public:
+  Transformer(const Model& m, KvCache& kv, Scratch& s, Executor& ex) noexcept
+      : m_(m), hp_(m.hparams()), w_(m.weights()), kv_(kv), s_(s), ex_(ex) {}
+
+  // tokens[n] at positions [pos0, pos0 + n), n <= s.n_batch, pos0 + n <= n_ctx.
+  // logits: [vocab] for LogitsFor::last, [n][vocab] for LogitsFor::all.
+  void forward(const int32_t* tokens, size_t n, size_t pos0, float* logits, LogitsFor which) noexcept {
+    const size_t d = hp_.n_embd;
+    embed(tokens, n, s_.x);
+    for (size_t l = 0; l < w_.layers.size(); ++l) {
+      const LayerWeights& L = w_.layers[l];
+      rmsnorm_rows(s_.xb, s_.x, L.attn_norm, n);             // xb  = RMSNorm(x)
+      attention(l, L, n, pos0);                              // xb2 = Attention(xb)
+      add_rows(s_.x, s_.xb2, n, d);                          // x  += xb2
+      rmsnorm_rows(s_.xb, s_.x, L.ffn_norm, n);              // xb  = RMSNorm(x)
+      feed_forward(L, n);                                    // xb2 = SwiGLU-FFN(xb)
+      add_rows(s_.x, s_.xb2, n, d);                          // x  += xb2
+    }
+    classify(n, logits, which);                              // logits = W_out · RMSNorm(x)
+  }
+
+ private:
+  // x[t] = token_embd[tokens[t]], dequantized from whatever format it has.
+  void embed(const int32_t* tokens, size_t n, float* x) noexcept {
+    for (size_t t = 0; t < n; ++t)
+      kernels::dequantize_row<B>(w_.token_embd.type, w_.token_embd.row(static_cast<size_t>(tokens[t])),
+                                 x + t * hp_.n_embd, hp_.n_embd);
+  }
+
+  void rmsnorm_rows(float* out, const float* x, const float* weight, size_t n) noexcept {
+    for (size_t t = 0; t < n; ++t)
+      kernels::rmsnorm<B>(out + t * hp_.n_embd, x + t * hp_.n_embd, weight, hp_.n_embd, hp_.rms_norm_eps);
+  }
+
+  static void add_rows(float* y, const float* x, size_t n, size_t dim) noexcept { kernels::add<B>(y, x, n * dim); }
+
+  static void add_bias(float* y, const float* bias, size_t n, size_t dim) noexcept {
+    if (bias == nullptr) return;
+    for (size_t t = 0; t < n; ++t) kernels::add<B>(y + t * dim, bias, dim);
+  }
+
+  void project(const WeightView& w, const float* x, size_t n, float* y) noexcept {
+    kernels::matmul<B>(w, x, n, y, s_.act, ex_);
+  }
+
+  // Multi-head attention with grouped-query sharing (Ainslie et al. 2023):
+  // query head h reads key/value head h / (n_heads / n_kv_heads).
+  void attention(size_t l, const LayerWeights& L, size_t n, size_t pos0) noexcept {
+    const size_t hd = hp_.head_dim, q_dim = hp_.n_heads * hd, kv_dim = hp_.n_kv_heads * hd;
+    project(L.wq, s_.xb, n, s_.q);                           // q[n][q_dim]   = xb · Wqᵀ
+    project(L.wk, s_.xb, n, s_.k);                           // k[n][kv_dim]  = xb · Wkᵀ
+    project(L.wv, s_.xb, n, s_.v);                           // v[n][kv_dim]  = xb · Wvᵀ
+    add_bias(s_.q, L.bq, n, q_dim);
+    add_bias(s_.k, L.bk, n, kv_dim);
+    add_bias(s_.v, L.bv, n, kv_dim);
+    for (size_t t = 0; t < n; ++t) {
+      const float pos = static_cast<float>(pos0 + t);
+      kernels::rope<B>(s_.q + t * q_dim, hp_.n_heads, hd, m_.rope_dim(), pos, m_.inv_freq(), m_.rope_layout());
+      kernels::rope<B>(s_.k + t * kv_dim, hp_.n_kv_heads, hd, m_.rope_dim(), pos, m_.inv_freq(), m_.rope_layout());
+      kv_.store(l, pos0 + t, s_.k + t * kv_dim, s_.v + t * kv_dim);
+    }
+    // With an f16 cache, q and the attention weights meet K and V in f16, as
+    // ggml computes it: this keeps the logits within ~1e-3 of llama.cpp's.
+    if (kv_.type() == KvType::f16) round_to_f16(s_.q, n * q_dim);
+    for (size_t t = 0; t < n; ++t) attend(l, pos0 + t, s_.q + t * q_dim, s_.att_out + t * q_dim);
+    project(L.wo, s_.att_out, n, s_.xb2);                    // xb2[n][n_embd] = att_out · Woᵀ
+  }
+
+  // out[q_dim] = softmax(q·Kᵀ/√head_dim) · V over positions [0, pos].
+  void attend(size_t l, size_t pos, const float* q, float* out) noexcept {
+    const size_t hd = hp_.head_dim, n_ctx = kv_.n_ctx(), group = hp_.n_heads / hp_.n_kv_heads;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const size_t n_pos = pos + 1;
+    const bool f16 = kv_.type() == KvType::f16;
+    // Heads are independent, so any split gives the same bits; split only
+    // when a head has enough work to pay for handing it to another thread.
+    const size_t grain = n_pos * hd >= 4096 ? 1 : hp_.n_heads;
+    parallel_for(ex_, hp_.n_heads, grain, [&](size_t h0, size_t h1) {
+      for (size_t h = h0; h < h1; ++h) {
+        const size_t kvh = h / group;
+        const float* qh = q + h * hd;
+        float* scores = s_.scores + h * n_ctx;               // [n_pos]
+        // scores[j] = q·K[j] for every cached position: K of one kv head is a
+        // [n_pos][head_dim] matrix with the cache's row stride.
+        const WeightView keys{f16 ? DType::F16 : DType::F32,
+                              static_cast<const std::byte*>(kv_.k_row(l, 0)) + kvh * hd * (f16 ? 2 : 4), n_pos, hd,
+                              kv_.row_bytes()};
+        SerialExecutor here;  // already inside a parallel loop over heads
+        kernels::matvec<B>(keys, qh, scores, {}, here);
+        kernels::scale<B>(scores, scale, n_pos);
+        kernels::softmax<B>(scores, n_pos);
+        if (f16) round_to_f16(scores, n_pos);
+        float* oh = out + h * hd;                            // [head_dim]
+        std::fill(oh, oh + hd, 0.0f);
+        for (size_t j = 0; j < n_pos; ++j) {
+          const void* v = static_cast<const std::byte*>(kv_.v_row(l, j)) + kvh * hd * (f16 ? 2 : 4);
+          if (f16)
+            kernels::axpy_f16<B>(scores[j], static_cast<const uint16_t*>(v), oh, hd);
+          else
+            kernels::axpy<B>(scores[j], static_cast<const float*>(v), oh, hd);
+        }
+      }
+    });
+  }
+
+  static void round_to_f16(float* x, size_t n) noexcept {
+    for (size_t i = 0; i < n; ++i) x[i] = fp16_to_f32(f32_to_fp16(x[i]));
+  }
+
+  // SwiGLU feed-forward (Shazeer 2020): W_down · (silu(W_gate·x) ⊙ W_up·x).
+  void feed_forward(const LayerWeights& L, size_t n) noexcept {
+    const size_t ff = hp_.n_ff;
+    project(L.w_gate, s_.xb, n, s_.hb);                      // hb[n][n_ff]  = xb · W_gateᵀ
+    project(L.w_up, s_.xb, n, s_.hb2);                       // hb2[n][n_ff] = xb · W_upᵀ
+    kernels::swiglu<B>(s_.hb, s_.hb, s_.hb2, n * ff);        // hb = silu(hb) ⊙ hb2
+    project(L.w_down, s_.hb, n, s_.xb2);                     // xb2[n][n_embd] = hb · W_downᵀ
+  }
+
+  void classify(size_t n, float* logits, LogitsFor which) noexcept {
+    const size_t d = hp_.n_embd;
+    if (which == LogitsFor::none) return;
+    if (which == LogitsFor::last) {
+      kernels::rmsnorm<B>(s_.xb, s_.x + (n - 1) * d, w_.output_norm, d, hp_.rms_norm_eps);
+      project(w_.output, s_.xb, 1, logits);                  // logits[n_vocab]
+      return;
+    }
+    rmsnorm_rows(s_.xb, s_.x, w_.output_norm, n);
+    project(w_.output, s_.xb, n, logits);                    // logits[n][n_vocab]
+  }
+
+  const Model& m_;
+  const HParams& hp_;
+  const Weights& w_;
+  KvCache& kv_;
+  Scratch& s_;
+  Executor& ex_;
+};
+
+}  // namespace jielong::model

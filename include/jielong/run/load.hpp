@@ -1,0 +1,58 @@
+// Loading a model file and its tokenizer in one call: GGUF, or a llama2.c
+// checkpoint with its tokenizer.bin.
+#pragma once
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "jielong/core/status.hpp"
+#include "jielong/model/model.hpp"
+#include "jielong/io/model_file.hpp"
+#include "jielong/text/chat_template.hpp"
+#include "jielong/text/gguf_vocab.hpp"
+#include "jielong/text/tokenizer.hpp"
+
+namespace jielong::run {
+
+struct LoadedModel {
+  std::shared_ptr<const model::Model> model;
+  std::shared_ptr<const text::Tokenizer> tokenizer;  // null when none is available
+};
+
+// model_path: .gguf or a llama2.c v0 .bin. tokenizer_path: a llama2.c
+// tokenizer.bin (required for .bin; for GGUF it replaces the file's vocabulary).
+inline Result<LoadedModel> load(const std::string& model_path, const std::string& tokenizer_path = {}) {
+  LoadedModel lm;
+  JIELONG_ASSIGN_OR_RETURN(std::shared_ptr<const io::ModelFile> file, io::ModelFile::open(model_path));
+  JIELONG_ASSIGN_OR_RETURN(lm.model, model::Model::bind<io::ModelFile>(file, file->hparams(), model_path));
+  const io::GgufFile* gguf = file->gguf();
+  if (tokenizer_path.empty() && gguf && gguf->find("tokenizer.ggml.model")) {
+    auto t = text::tokenizer_from_gguf(*gguf);
+    if (!t.ok()) return Status(t.status()).prefix(model_path);
+    lm.tokenizer = std::make_shared<const text::Tokenizer>(std::move(*t));
+  }
+  const size_t n_vocab = lm.model->hparams().n_vocab;
+  if (!tokenizer_path.empty()) {
+    auto t = text::Tokenizer::from_llama2c(tokenizer_path, static_cast<int32_t>(n_vocab));
+    if (!t.ok()) return t.status();
+    lm.tokenizer = std::make_shared<const text::Tokenizer>(std::move(*t));
+  }
+  if (lm.tokenizer && static_cast<size_t>(lm.tokenizer->n_tokens()) > n_vocab)
+    return make_error(Code::format_error, model_path + ": the tokenizer has " + std::to_string(lm.tokenizer->n_tokens()) +
+                                              " tokens but the model's vocabulary is " + std::to_string(n_vocab));
+  return lm;
+}
+
+// One user message in the model's chat template, ending where the assistant's
+// answer begins.
+inline Result<std::string> apply_chat_template(const text::Tokenizer& tok, std::string_view user) {
+  const text::ChatTemplate t = text::detect_chat_template(tok.vocab().chat_template);
+  if (t == text::ChatTemplate::unknown)
+    return make_error(Code::unsupported, "--chat: the model has no chat template this library recognises");
+  const text::ChatMessage msg{"user", user};
+  return text::render_chat(t, std::span<const text::ChatMessage>(&msg, 1), true);
+}
+
+}  // namespace jielong::run
