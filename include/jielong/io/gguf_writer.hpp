@@ -133,8 +133,10 @@ class GgufWriter {
   size_t pad(size_t n) const { return (n + alignment_ - 1) / alignment_ * alignment_; }
 
   void raw(const void* p, size_t n) {
-    const auto* b = static_cast<const std::byte*>(p);
-    meta_.insert(meta_.end(), b, b + n);
+    if (n == 0) return;
+    const size_t at = meta_.size();
+    meta_.resize(at + n);
+    std::memcpy(meta_.data() + at, p, n);
   }
   void u32(uint32_t v) { raw(&v, 4); }
   void u64(uint64_t v) { raw(&v, 8); }
