@@ -11,17 +11,11 @@
 #include "jielong/io/model_file.hpp"
 #include "jielong/io/quantize.hpp"
 
+#include "support/shared.hpp"
+
 namespace {
 
-std::optional<std::string> shared_path(const std::string& rel) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path base;
-  if (const char* env = std::getenv("JIELONG_SHARED"); env && *env) base = env;
-  else base = fs::path(__FILE__).parent_path().parent_path().parent_path() / "shared";  // beside the source tree
-  if (!fs::exists(base / rel, ec)) return std::nullopt;
-  return (base / rel).string();
-}
+using jielong::bench::shared_path;
 
 // A 50257-token GPT-2 vocabulary with 50000 merges: string-array indexing dominates.
 void BM_GgufOpenQwen2(benchmark::State& state) {

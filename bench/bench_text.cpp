@@ -10,17 +10,11 @@
 #include "jielong/text/detokenizer.hpp"
 #include "jielong/text/tokenizer.hpp"
 
+#include "support/shared.hpp"
+
 namespace {
 
-std::optional<std::string> shared_path(const std::string& rel) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path base;
-  if (const char* env = std::getenv("JIELONG_SHARED"); env && *env) base = env;
-  else base = fs::path(__FILE__).parent_path().parent_path().parent_path() / "shared";  // beside the source tree
-  if (!fs::exists(base / rel, ec)) return std::nullopt;
-  return (base / rel).string();
-}
+using jielong::bench::shared_path;
 
 // About 10 KB of mixed English prose, code and some non-ASCII.
 std::string sample_text() {
