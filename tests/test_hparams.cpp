@@ -147,10 +147,21 @@ TEST_CASE("model file: llama2.c Q8_0 export dequantizes close to the fp32 weight
     INFO(std::string(t.name));
     const GgufTensorInfo* q = (*b)->find_tensor(t.name);
     REQUIRE(q != nullptr);
-    REQUIRE(q->n_bytes == t.n_bytes);
-    const auto* x = reinterpret_cast<const float*>(t.data);
-    const auto* y = reinterpret_cast<const float*>(q->data);
     const size_t n = t.n_bytes / 4;
+    REQUIRE(q->n_elements() == n);
+    // Matrices come as int8 groups with one scale each (the engine multiplies
+    // them as runq.c does); norms and the token table as f32.
+    std::vector<float> y(n);
+    if (q->type == DType::I8) {
+      REQUIRE(q->group_size == G);
+      REQUIRE(q->group_scales != nullptr);
+      const auto* v = reinterpret_cast<const int8_t*>(q->data);
+      for (size_t j = 0; j < n; ++j) y[j] = static_cast<float>(v[j]) * q->group_scales[j / G];
+    } else {
+      REQUIRE(q->type == DType::F32);
+      std::memcpy(y.data(), q->data, n * 4);
+    }
+    const auto* x = reinterpret_cast<const float*>(t.data);
     const bool is_norm = t.n_dims == 1;
     for (size_t g = 0; g < n; g += G) {
       // export.py: scale = max|w| / 127 per group, q = round(w / scale), so

@@ -177,6 +177,10 @@ struct GgufTensorInfo {
   uint64_t offset = 0;            // from the start of the data section
   const std::byte* data = nullptr;
   size_t n_bytes = 0;
+  // llama2.c v2 ("ak42") matrices only: type I8 values in groups of
+  // `group_size` along each row, one f32 scale per group (GGUF files never set these).
+  const float* group_scales = nullptr;  // [n_elements / group_size]
+  uint32_t group_size = 0;
 
   uint64_t n_elements() const noexcept { return ne[0] * ne[1] * ne[2] * ne[3]; }
 };

@@ -167,7 +167,10 @@ class ModelFile {
   // u8 shared_classifier, i32 group_size), the fp32 norms (all attention
   // norms, all ffn norms, the final norm), then each matrix as int8 values
   // followed by one fp32 scale per group: token embedding, wq×L, wk×L, wv×L,
-  // wo×L, w1×L, w2×L, w3×L, [classifier]. Served dequantized (f32 = q·s).
+  // wo×L, w1×L, w2×L, w3×L, [classifier]. The token embedding is served
+  // dequantized (f32 = q·s, as runq.c looks rows up); the matrices as their int8
+  // groups (zero-copy) with their scales, so that the engine multiplies them as
+  // runq.c does: activations quantized into the same groups, integer dots.
   Status read_ak42() {
     format_ = ModelFormat::llama2c_q8;
     const std::byte* base = file_.data();
@@ -191,7 +194,7 @@ class ModelFile {
     group_size_ = static_cast<uint32_t>(gs);
     const size_t d = hp_.n_embd, L = hp_.n_layers, V = hp_.n_vocab, G = group_size_;
 
-    uint64_t norm_floats = 2 * L * d + d, weight_floats = uint64_t{V} * d;
+    uint64_t norm_floats = 2 * L * d + d, weight_floats = uint64_t{V} * d, scale_floats = 0;
     uint64_t file_bytes = kHeader + norm_floats * 4;
     auto qbytes = [&](uint64_t n) { return n + n / G * 4; };
     file_bytes += qbytes(uint64_t{V} * d);
@@ -201,45 +204,60 @@ class ModelFile {
         return fail(std::string("llama2.c v2 matrix ") + m.name + " has " + std::to_string(n) +
                     " elements, not a multiple of the group size " + std::to_string(G));
       file_bytes += L * qbytes(n);
-      weight_floats += L * n;
+      scale_floats += L * (n / G);
     }
     if ((uint64_t{V} * d) % G != 0) return fail("token embedding size is not a multiple of the group size");
     if (!hp_.tied_embeddings) {
       file_bytes += qbytes(uint64_t{V} * d);
-      weight_floats += uint64_t{V} * d;
     }
+    scale_floats += uint64_t{V} * d / G;  // the classifier's (the embedding's when shared)
     if (file_bytes != size)
       return fail("llama2.c v2 header needs " + std::to_string(file_bytes) + " bytes but the file has " +
                   std::to_string(size));
 
     dequantized_.resize(static_cast<size_t>(weight_floats));
-    const size_t n_tensors = 2 + L * 9 + 1;
+    scales_.resize(static_cast<size_t>(scale_floats));  // copied: in the file they need not be 4-byte aligned
+    const size_t n_tensors = 3 + L * 9 + 1;
     names_.reserve(n_tensors);
     tensors_.reserve(n_tensors);
     const std::byte* p = base + kHeader;
     const std::byte* norms = p;
     p += norm_floats * 4;
-    float* out = dequantized_.data();
-    auto dequant = [&](std::string name, size_t cols, size_t rows) {
+    float* scales = scales_.data();
+    // The int8 groups at p as a matrix tensor; p moves past them and their scales.
+    auto groups = [&](std::string name, size_t cols, size_t rows) {
       const size_t n = cols * rows;
-      const auto* q = reinterpret_cast<const int8_t*>(p);
-      const std::byte* s = p + n;
-      for (size_t g = 0; g < n / G; ++g) {
-        float scale;
-        std::memcpy(&scale, s + 4 * g, 4);
-        for (size_t j = 0; j < G; ++j) out[g * G + j] = static_cast<float>(q[g * G + j]) * scale;
-      }
-      add(std::move(name), cols, rows, reinterpret_cast<const std::byte*>(out));
-      out += n;
+      std::memcpy(scales, p + n, n / G * 4);
+      add(std::move(name), cols, rows, p);
+      GgufTensorInfo& t = tensors_.back();
+      t.type = DType::I8;
+      t.n_bytes = n;
+      t.group_scales = scales;
+      t.group_size = G;
+      scales += n / G;
       p += n + n / G * 4;
     };
-    dequant("token_embd.weight", d, V);
+    const std::byte* q_tokens = p;
+    {
+      const size_t n = V * d;
+      const auto* q = reinterpret_cast<const int8_t*>(p);
+      float* out = dequantized_.data();
+      for (size_t g = 0; g < n / G; ++g) {
+        float scale;
+        std::memcpy(&scale, p + n + 4 * g, 4);
+        for (size_t j = 0; j < G; ++j) out[g * G + j] = static_cast<float>(q[g * G + j]) * scale;
+      }
+      add("token_embd.weight", d, V, reinterpret_cast<const std::byte*>(out));
+    }
     for (size_t l = 0; l < L; ++l) add(blk(l, "attn_norm.weight"), d, 1, norms + 4 * (l * d));
     for (size_t l = 0; l < L; ++l) add(blk(l, "ffn_norm.weight"), d, 1, norms + 4 * ((L + l) * d));
     add("output_norm.weight", d, 1, norms + 4 * (2 * L * d));
+    p = q_tokens + V * d + V * d / G * 4;
     for (const Mat& m : layer_mats())
-      for (size_t l = 0; l < L; ++l) dequant(blk(l, m.name), m.cols, m.rows);
-    if (!hp_.tied_embeddings) dequant("output.weight", d, V);
+      for (size_t l = 0; l < L; ++l) groups(blk(l, m.name), m.cols, m.rows);
+    // runq.c multiplies by the quantized classifier, the token table's groups when shared.
+    if (hp_.tied_embeddings) p = q_tokens;
+    groups("output.weight", d, V);
     return Status::ok();
   }
 
@@ -250,7 +268,8 @@ class ModelFile {
   HParams hp_;
   uint32_t group_size_ = 0;
   std::vector<std::string> names_;  // reserved up front: tensors_ hold views of these
-  std::vector<float> dequantized_;  // llama2.c v2 weights as f32
+  std::vector<float> dequantized_;  // llama2.c v2 token embedding as f32
+  std::vector<float> scales_;       // llama2.c v2 group scales
   std::vector<GgufTensorInfo> tensors_;
   std::unordered_map<std::string_view, size_t> index_;
 };

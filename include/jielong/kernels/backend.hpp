@@ -20,12 +20,16 @@ struct Avx512Vnni {};
 
 // A weight matrix: `rows` rows of `cols` elements of `type`, row r starting at
 // data + r * row_stride bytes (row_stride >= row_bytes(type, cols)).
+// type I8 with group > 0 is llama2.c's v2 format: contiguous int8 rows
+// (row_stride == cols), one f32 scale per `group` values in group_scales.
 struct WeightView {
   DType type;
   const void* data;
   size_t rows;
   size_t cols;
   size_t row_stride;
+  const float* group_scales = nullptr;  // [rows * cols / group]
+  uint32_t group = 0;
 
   const void* row(size_t r) const noexcept { return static_cast<const std::byte*>(data) + r * row_stride; }
 };

@@ -22,6 +22,7 @@
 #include "jielong/core/executor.hpp"
 #include "jielong/core/quants.hpp"
 #include "jielong/core/status.hpp"
+#include "jielong/kernels/group_q8.hpp"
 #include "jielong/kernels/activation.hpp"
 #include "jielong/kernels/backend.hpp"
 #include "jielong/kernels/scalar.hpp"
@@ -63,6 +64,7 @@ constexpr bool matvec_supports(DType t) noexcept {
 // Bytes of scratch matvec/matmul need for n_tokens activation rows of `cols`
 // (0 for float weights). Includes slack to align the start to 64 bytes.
 constexpr size_t matvec_scratch_bytes(DType t, size_t cols, size_t n_tokens = 1) noexcept {
+  if (t == DType::I8) return group_q8::act_row_bytes(cols) * n_tokens + 64;  // llama2.c groups
   const size_t row = act_row_bytes(act_kind(t), cols);
   return row == 0 ? 0 : row * n_tokens + 64;
 }
@@ -173,6 +175,7 @@ inline std::byte* align64(std::byte* p) noexcept {
 template <class B>
 void matmul(const WeightView& w, const float* x, size_t n_tokens, float* y, std::span<std::byte> scratch,
             Executor& ex) noexcept {
+  if (w.type == DType::I8) return group_q8::matmul(w, x, n_tokens, y, scratch, ex);
   const ActKind kind = act_kind(w.type);
   const bool ok = matvec_supports(w.type) && row_bytes(w.type, w.cols) != 0 &&
                   scratch.size() >= matvec_scratch_bytes(w.type, w.cols, n_tokens);

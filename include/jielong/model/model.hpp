@@ -102,6 +102,16 @@ Status Model::bind_all(const File& f) {
                                                 detail::shape_string(t->ne, t->n_dims) + ", expected " +
                                                 detail::shape_string(want, 2));
     const size_t stride = row_bytes(t->type, cols);
+    if constexpr (requires { t->group_scales; t->group_size; }) {
+      if (t->type == DType::I8 && t->group_size > 0 && t->group_scales) {  // llama2.c v2 groups
+        if (cols % t->group_size != 0)
+          return make_error(Code::format_error, "tensor '" + name + "': rows of " + std::to_string(cols) +
+                                                    " values do not split into groups of " +
+                                                    std::to_string(t->group_size));
+        out = WeightView{t->type, t->data, rows, cols, stride, t->group_scales, t->group_size};
+        return Status::ok();
+      }
+    }
     if (!kernels::matvec_supports(t->type) || stride == 0)
       return make_error(Code::unsupported, "tensor '" + name + "' has type " + std::string(dtype_name(t->type)) +
                                                ", which the kernels do not multiply");
