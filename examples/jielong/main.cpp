@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "args.hpp"
+#include "cmd_bench.hpp"
 #include "cmd_eval.hpp"
 #include "cmd_generate.hpp"
 #include "cmd_info.hpp"
@@ -33,6 +34,7 @@ constexpr Command kCommands[] = {
     {"generate", "continue a prompt with a model", jielong::cli::cmd_generate},
     {"eval", "logits and greedy continuations as JSON lines", jielong::cli::cmd_eval},
     {"perplexity", "negative log-likelihood of a text", jielong::cli::cmd_perplexity},
+    {"bench", "prompt and generation speed, as llama-bench measures it", jielong::cli::cmd_bench},
 };
 
 void print_usage(std::FILE* f) {

@@ -1,0 +1,384 @@
+// jielong bench: prompt-processing and generation speed, as llama.cpp's
+// llama-bench measures it, so the two can be read side by side.
+//
+//   pp<N>: prefill N prompt tokens into an empty context (batched matmul path)
+//   tg<N>: N single-token steps (forward pass + greedy pick) from an empty context
+//
+// Each test runs once untimed (warm-up: pages of the mapped weights faulted
+// in, caches warm), then REPS timed times; tokens/s is reported as mean ±
+// standard deviation over the repetitions. With --bandwidth the streaming
+// read bandwidth is measured in the same run with the same threads, so decode
+// speed can be stated as a fraction of the physical limit.
+#pragma once
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "args.hpp"
+#include "cmd_eval.hpp"
+#include "cmd_generate.hpp"
+#include "jielong/core/executor.hpp"
+#include "jielong/core/memory.hpp"
+#include "jielong/run/load.hpp"
+#include "jielong/run/session.hpp"
+
+namespace jielong::cli {
+
+namespace bench_detail {
+
+struct Sample {
+  std::string test;  // "pp128", "tg32"
+  size_t n_prompt = 0, n_gen = 0, n_threads = 0;
+  std::vector<double> ts;  // tokens/s of each repetition
+  double avg_ts = 0, stddev_ts = 0, avg_ns = 0, stddev_ns = 0;
+  double bandwidth_gbs = 0;  // measured with the same threads, 0 if not asked
+};
+
+inline void summarise(Sample& s, const std::vector<double>& seconds, size_t n_tokens) {
+  const double n = static_cast<double>(seconds.size());
+  double sum_ts = 0, sum_ns = 0;
+  for (double t : seconds) {
+    s.ts.push_back(static_cast<double>(n_tokens) / t);
+    sum_ts += s.ts.back();
+    sum_ns += t * 1e9;
+  }
+  s.avg_ts = sum_ts / n;
+  s.avg_ns = sum_ns / n;
+  double v_ts = 0, v_ns = 0;
+  for (size_t i = 0; i < seconds.size(); ++i) {
+    v_ts += (s.ts[i] - s.avg_ts) * (s.ts[i] - s.avg_ts);
+    v_ns += (seconds[i] * 1e9 - s.avg_ns) * (seconds[i] * 1e9 - s.avg_ns);
+  }
+  // Sample standard deviation, as llama-bench reports it.
+  s.stddev_ts = seconds.size() > 1 ? std::sqrt(v_ts / (n - 1)) : 0.0;
+  s.stddev_ns = seconds.size() > 1 ? std::sqrt(v_ns / (n - 1)) : 0.0;
+}
+
+// Bytes of every weight tensor (token_embd counted once when tied): what
+// llama-bench calls the model size.
+inline size_t weight_bytes(const model::Model& m) {
+  const model::Weights& w = m.weights();
+  auto bytes = [](const kernels::WeightView& v) {
+    size_t b = v.rows * v.row_stride;
+    if (v.group_scales && v.group) b += v.rows * v.cols / v.group * sizeof(float);
+    return b;
+  };
+  size_t total = bytes(w.token_embd) + (w.tied_output ? 0 : bytes(w.output));
+  for (const auto& L : w.layers)
+    total += bytes(L.wq) + bytes(L.wk) + bytes(L.wv) + bytes(L.wo) + bytes(L.w_gate) + bytes(L.w_up) + bytes(L.w_down);
+  return total;
+}
+
+inline size_t n_params(const model::Model& m) {
+  const model::Weights& w = m.weights();
+  auto n = [](const kernels::WeightView& v) { return v.rows * v.cols; };
+  size_t total = n(w.token_embd) + (w.tied_output ? 0 : n(w.output));
+  for (const auto& L : w.layers)
+    total += n(L.wq) + n(L.wk) + n(L.wv) + n(L.wo) + n(L.w_gate) + n(L.w_up) + n(L.w_down);
+  return total;
+}
+
+// Streaming read of 1 GiB split into a fixed number of chunks over the
+// executor's threads: GB/s, best of three passes (the first faults nothing
+// in: the buffer is written before).
+inline double read_bandwidth_gbs(Executor& ex) {
+  constexpr size_t kBytes = size_t{1} << 30, kChunks = 64;
+  AlignedBuffer buf(kBytes);
+  if (!buf.data()) return 0.0;
+  std::memset(buf.data(), 1, kBytes);
+  std::vector<float> partial(kChunks, 0.0f);
+  double best = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    const auto t0 = std::chrono::steady_clock::now();
+    parallel_for(ex, kChunks, 1, [&](size_t c0, size_t c1) {
+      for (size_t c = c0; c < c1; ++c) {
+        const auto* p = reinterpret_cast<const float*>(buf.data() + c * (kBytes / kChunks));
+        const size_t n = kBytes / kChunks / sizeof(float);
+#if defined(__AVX512F__)
+        // Eight independent accumulators keep enough loads in flight.
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (size_t i = 0; i < n; i += 128) {
+          a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
+          a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
+          a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
+          a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
+          a4 = _mm512_add_ps(a4, _mm512_load_ps(p + i + 64));
+          a5 = _mm512_add_ps(a5, _mm512_load_ps(p + i + 80));
+          a6 = _mm512_add_ps(a6, _mm512_load_ps(p + i + 96));
+          a7 = _mm512_add_ps(a7, _mm512_load_ps(p + i + 112));
+        }
+        a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                           _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+        float lanes[16];
+        _mm512_storeu_ps(lanes, a0);
+        float sum = 0;
+        for (float v : lanes) sum += v;
+        partial[c] = sum;
+#else
+        float a[8] = {};
+        for (size_t i = 0; i < n; i += 8)
+          for (size_t k = 0; k < 8; ++k) a[k] += p[i + k];
+        partial[c] = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+#endif
+      }
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, static_cast<double>(kBytes) / s / 1e9);
+  }
+  volatile float sink = partial[0];
+  (void)sink;
+  return best;
+}
+
+inline std::vector<size_t> parse_list(const std::string& s, bool& ok) {
+  std::vector<size_t> out;
+  ok = true;
+  size_t i = 0;
+  while (i <= s.size()) {
+    const size_t j = std::min(s.find(',', i), s.size());
+    const std::string item = s.substr(i, j - i);
+    char* end = nullptr;
+    const long v = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < 0 || v > 1 << 20) {
+      ok = false;
+      return {};
+    }
+    out.push_back(static_cast<size_t>(v));
+    i = j + 1;
+  }
+  return out;
+}
+
+inline void json_string(std::FILE* f, const std::string& s) {
+  std::fputc('"', f);
+  for (char c : s) {
+    if (c == '"' || c == '\\') std::fputc('\\', f);
+    if (static_cast<unsigned char>(c) < 0x20) {
+      std::fprintf(f, "\\u%04x", c);
+      continue;
+    }
+    std::fputc(c, f);
+  }
+  std::fputc('"', f);
+}
+
+}  // namespace bench_detail
+
+inline int cmd_bench(Args& args) {
+  namespace bd = bench_detail;
+  std::string model_path, tokenizer_path, threads_list = "1", prompt_list = "128", gen_list = "32", output = "md",
+                                          backend_name_s = "best", kv = "f16";
+  int64_t reps = 5, n_batch = 512;
+  bool bandwidth = false;
+  Flags flags("bench", "-m MODEL [-p 128] [-n 32] [-t 1,2] [-r 5] [-o md|json]",
+              "Prompt processing (pp) and generation (tg) speed in tokens/s, mean ± stddev over the repetitions, "
+              "with llama-bench's field names.");
+  flags.add_string("-m,--model", &model_path, "model file (.gguf, or llama2.c .bin)");
+  flags.add_string("-z,--tokenizer", &tokenizer_path, "llama2.c tokenizer.bin (unused; accepted for symmetry)");
+  flags.add_string("-p,--n-prompt", &prompt_list, "prompt lengths, comma-separated; 0 skips (default 128)");
+  flags.add_string("-n,--n-gen", &gen_list, "generated tokens, comma-separated; 0 skips (default 32)");
+  flags.add_string("-t,--threads", &threads_list, "thread counts, comma-separated (default 1)");
+  flags.add_int("-r,--repetitions", &reps, "timed repetitions of each test (default 5)", 1, 1000);
+  flags.add_int("-b,--batch-size", &n_batch, "prompt tokens per forward pass (default 512)", 1, 1 << 16);
+  flags.add_string("-o,--output", &output, "md (default) or json");
+  flags.add_string("--backend", &backend_name_s, "kernel backend: best (default), scalar, xsimd, highway");
+  flags.add_string("--kv", &kv, "KV cache type f16 (default, as llama.cpp) or f32");
+  flags.add_switch("--bandwidth", &bandwidth, "also measure the read bandwidth (1 GiB stream) per thread count");
+  if (auto rc = flags.parse(args)) return *rc;
+
+  bool ok_p = false, ok_n = false, ok_t = false;
+  const auto prompts = bd::parse_list(prompt_list, ok_p);
+  const auto gens = bd::parse_list(gen_list, ok_n);
+  const auto threads = bd::parse_list(threads_list, ok_t);
+  if (!ok_p || !ok_n || !ok_t) {
+    std::fprintf(stderr, "jielong bench: -p, -n and -t take comma-separated non-negative integers\n");
+    return 1;
+  }
+  for (size_t t : threads)
+    if (t == 0) {
+      std::fprintf(stderr, "jielong bench: -t: thread counts must be >= 1\n");
+      return 1;
+    }
+  if (output != "md" && output != "json") {
+    std::fprintf(stderr, "jielong bench: -o: expected md or json, got '%s'\n", output.c_str());
+    return 1;
+  }
+  run::Backend backend;
+  if (backend_name_s == "best") backend = run::Backend::best;
+  else if (backend_name_s == "scalar") backend = run::Backend::scalar;
+  else if (backend_name_s == "xsimd") backend = run::Backend::xsimd;
+  else if (backend_name_s == "highway") backend = run::Backend::highway;
+  else {
+    std::fprintf(stderr, "jielong bench: --backend: expected best, scalar, xsimd or highway, got '%s'\n",
+                 backend_name_s.c_str());
+    return 1;
+  }
+  model::KvType kv_type;
+  if (!parse_kv_type("bench", kv, kv_type)) return 1;
+
+  if (model_path.empty()) {
+    std::fprintf(stderr, "jielong bench: -m MODEL is required\n");
+    return 1;
+  }
+  // Load time: open + map + bind (what a host pays before its first prompt).
+  const auto t_load = std::chrono::steady_clock::now();
+  auto file = io::ModelFile::open(model_path);
+  if (!file.ok()) {
+    std::fprintf(stderr, "jielong bench: %s\n", file.status().to_string().c_str());
+    return 1;
+  }
+  auto bound = model::Model::bind<io::ModelFile>(*file, (*file)->hparams(), model_path);
+  if (!bound.ok()) {
+    std::fprintf(stderr, "jielong bench: %s\n", bound.status().to_string().c_str());
+    return 1;
+  }
+  const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load).count();
+  const std::shared_ptr<const model::Model> m = *bound;
+  const size_t n_vocab = m->hparams().n_vocab;
+  size_t max_ctx = 1;
+  for (size_t p : prompts) max_ctx = std::max(max_ctx, p);
+  for (size_t g : gens) max_ctx = std::max(max_ctx, g);
+
+  std::vector<bd::Sample> samples;
+  size_t kv_bytes = 0;
+  for (size_t nt : threads) {
+    ThreadPool pool(nt);
+    run::SessionOptions so;
+    so.n_ctx = max_ctx;
+    so.n_batch = static_cast<size_t>(n_batch);
+    so.kv_type = kv_type;
+    so.backend = backend;
+    so.executor = &pool;
+    so.n_threads = nt;
+    auto session = run::Session::create(m, so);
+    if (!session.ok()) {
+      std::fprintf(stderr, "jielong bench: %s\n", session.status().to_string().c_str());
+      return 1;
+    }
+    run::Session& s = *session;
+    kv_bytes = 2 * m->hparams().n_layers * max_ctx * m->hparams().n_kv_heads * m->hparams().head_dim *
+               (kv_type == model::KvType::f16 ? 2 : 4);
+    // Prompt tokens: a fixed spread over the vocabulary (speed does not
+    // depend on which ids they are).
+    std::vector<int32_t> ids(max_ctx);
+    for (size_t i = 0; i < max_ctx; ++i) ids[i] = static_cast<int32_t>((i * 7919 + 1) % n_vocab);
+    auto fail = [&](const Status& st) {
+      std::fprintf(stderr, "jielong bench: %s\n", st.to_string().c_str());
+      return 1;
+    };
+    for (size_t np : prompts) {
+      if (np == 0) continue;
+      std::vector<double> secs;
+      for (int64_t r = -1; r < reps; ++r) {  // r = -1: warm-up
+        if (Status st = s.rewind(s.position()); !st.is_ok()) return fail(st);
+        const auto t0 = std::chrono::steady_clock::now();
+        if (Status st = s.prefill(std::span<const int32_t>(ids).first(np)); !st.is_ok()) return fail(st);
+        const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (r >= 0) secs.push_back(sec);
+      }
+      bd::Sample smp;
+      smp.test = "pp" + std::to_string(np);
+      smp.n_prompt = np;
+      smp.n_threads = nt;
+      bd::summarise(smp, secs, np);
+      samples.push_back(std::move(smp));
+    }
+    for (size_t ng : gens) {
+      if (ng == 0) continue;
+      std::vector<double> secs;
+      for (int64_t r = -1; r < reps; ++r) {
+        if (Status st = s.rewind(s.position()); !st.is_ok()) return fail(st);
+        const auto t0 = std::chrono::steady_clock::now();
+        // The first token is fed, each later one is the greedy pick of the
+        // previous step: ng forward passes of one token.
+        if (Status st = s.append(ids[0]); !st.is_ok()) return fail(st);
+        for (size_t i = 1; i < ng; ++i) {
+          auto t = s.step();
+          if (!t.ok()) return fail(t.status());
+        }
+        const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (r >= 0) secs.push_back(sec);
+      }
+      bd::Sample smp;
+      smp.test = "tg" + std::to_string(ng);
+      smp.n_gen = ng;
+      smp.n_threads = nt;
+      bd::summarise(smp, secs, ng);
+      samples.push_back(std::move(smp));
+    }
+  }
+  // Peak RSS before the bandwidth probe (which allocates 1 GiB of its own).
+  struct rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  const double peak_rss_mib = static_cast<double>(ru.ru_maxrss) / 1024.0;
+  if (bandwidth) {
+    for (size_t nt : threads) {
+      ThreadPool pool(nt);
+      const double gbs = bd::read_bandwidth_gbs(pool);
+      for (auto& smp : samples)
+        if (smp.n_threads == nt) smp.bandwidth_gbs = gbs;
+    }
+  }
+
+  const size_t bytes = bd::weight_bytes(*m);
+  const size_t params = bd::n_params(*m);
+  const std::string model_name = model_path.substr(model_path.find_last_of('/') == std::string::npos
+                                                       ? 0
+                                                       : model_path.find_last_of('/') + 1);
+  if (output == "json") {
+    std::printf("[\n");
+    for (size_t i = 0; i < samples.size(); ++i) {
+      const auto& smp = samples[i];
+      std::printf("  {\"model_filename\": ");
+      bd::json_string(stdout, model_path);
+      std::printf(", \"model_type\": ");
+      bd::json_string(stdout, model_name);
+      std::printf(", \"model_size\": %zu, \"model_n_params\": %zu, \"backends\": \"CPU\", \"backend\": \"%s\","
+                  " \"n_batch\": %lld, \"n_threads\": %zu, \"type_k\": \"%s\", \"type_v\": \"%s\","
+                  " \"n_prompt\": %zu, \"n_gen\": %zu, \"avg_ns\": %.0f, \"stddev_ns\": %.0f,"
+                  " \"avg_ts\": %.6f, \"stddev_ts\": %.6f, \"samples_ts\": [",
+                  bytes, params, run::backend_name(backend), static_cast<long long>(n_batch), smp.n_threads,
+                  model::kv_type_name(kv_type), model::kv_type_name(kv_type), smp.n_prompt, smp.n_gen, smp.avg_ns,
+                  smp.stddev_ns, smp.avg_ts, smp.stddev_ts);
+      for (size_t k = 0; k < smp.ts.size(); ++k) std::printf("%s%.6f", k ? ", " : "", smp.ts[k]);
+      std::printf("], \"load_ms\": %.3f, \"peak_rss_bytes\": %.0f, \"kv_cache_bytes\": %zu", load_ms,
+                  peak_rss_mib * 1024.0 * 1024.0, kv_bytes);
+      if (smp.bandwidth_gbs > 0)
+        std::printf(", \"bandwidth_gbs\": %.3f, \"bandwidth_fraction\": %.4f", smp.bandwidth_gbs,
+                    smp.n_gen ? smp.avg_ts * static_cast<double>(bytes) / (smp.bandwidth_gbs * 1e9) : 0.0);
+      std::printf("}%s\n", i + 1 < samples.size() ? "," : "");
+    }
+    std::printf("]\n");
+    return 0;
+  }
+  std::printf("| model | size | params | backend | threads | test | t/s |%s\n", bandwidth ? " read GB/s | tg·size/bw |" : "");
+  std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: |%s\n", bandwidth ? " ---: | ---: |" : "");
+  for (const auto& smp : samples) {
+    std::printf("| %s | %.2f MiB | %.2f M | %s | %zu | %s | %.2f ± %.2f |", model_name.c_str(),
+                static_cast<double>(bytes) / (1024.0 * 1024.0), static_cast<double>(params) / 1e6,
+                run::backend_name(backend), smp.n_threads, smp.test.c_str(), smp.avg_ts, smp.stddev_ts);
+    if (bandwidth) {
+      if (smp.n_gen)
+        std::printf(" %.1f | %.2f |", smp.bandwidth_gbs, smp.avg_ts * static_cast<double>(bytes) / (smp.bandwidth_gbs * 1e9));
+      else
+        std::printf(" %.1f | |", smp.bandwidth_gbs);
+    }
+    std::printf("\n");
+  }
+  std::printf("\nload %.1f ms, peak RSS %.1f MiB (weights %.1f MiB + KV cache %.1f MiB)\n", load_ms, peak_rss_mib,
+              static_cast<double>(bytes) / (1024.0 * 1024.0), static_cast<double>(kv_bytes) / (1024.0 * 1024.0));
+  return 0;
+}
+
+}  // namespace jielong::cli
