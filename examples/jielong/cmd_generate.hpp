@@ -81,6 +81,12 @@ inline int cmd_generate(Args& args) {
     std::fprintf(stderr, "jielong generate: %s\n", session.status().to_string().c_str());
     return 1;
   }
+  // More tokens than the context can ever hold is a mistake in the request, not a reason to stop early.
+  if (static_cast<size_t>(n_predict) > session->capacity()) {
+    std::fprintf(stderr, "jielong generate: -n %lld is past the context of %zu tokens (see -c)\n",
+                 static_cast<long long>(n_predict), session->capacity());
+    return 1;
+  }
   run::GenerateParams gp;
   gp.max_tokens = static_cast<size_t>(n_predict);
   gp.stop = stops;
