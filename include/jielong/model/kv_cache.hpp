@@ -13,7 +13,43 @@
 #include "jielong/core/memory.hpp"
 #include "jielong/core/status.hpp"
 
+#if defined(__F16C__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace jielong::model {
+
+// f16 conversions on the per-token path. With F16C they are single
+// instructions; both round to nearest even, like core/half.hpp.
+inline float f16_to_f32_fast(uint16_t h) noexcept {
+#if defined(__F16C__)
+  return _cvtsh_ss(h);
+#else
+  return fp16_to_f32(h);
+#endif
+}
+
+// dst[i] = f16(src[i]).
+inline void f32_to_f16_row(const float* src, uint16_t* dst, size_t n) noexcept {
+  size_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                        _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#endif
+  for (; i < n; ++i) dst[i] = f32_to_fp16(src[i]);
+}
+
+// x[i] = f32(f16(x[i])): the precision a value has after a trip through f16.
+inline void f16_round_trip(float* x, size_t n) noexcept {
+  size_t i = 0;
+#if defined(__AVX512F__)
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(x + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(x + i),
+                                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+#endif
+  for (; i < n; ++i) x[i] = fp16_to_f32(f32_to_fp16(x[i]));
+}
 
 enum class KvType : uint8_t {
   f32,
@@ -70,12 +106,8 @@ class KvCache {
       std::memcpy(k_row(l, pos), k, kv_dim_ * sizeof(float));
       std::memcpy(v_row(l, pos), v, kv_dim_ * sizeof(float));
     } else {
-      auto* kd = static_cast<uint16_t*>(k_row(l, pos));
-      auto* vd = static_cast<uint16_t*>(v_row(l, pos));
-      for (size_t i = 0; i < kv_dim_; ++i) {
-        kd[i] = f32_to_fp16(k[i]);
-        vd[i] = f32_to_fp16(v[i]);
-      }
+      f32_to_f16_row(k, static_cast<uint16_t*>(k_row(l, pos)), kv_dim_);
+      f32_to_f16_row(v, static_cast<uint16_t*>(v_row(l, pos)), kv_dim_);
     }
   }
 

@@ -6,6 +6,7 @@
 // window and mirostat mu, and then evolves independently.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -113,6 +114,16 @@ class SamplerChain {
   // Runs the stages over `logits` and returns the chosen token. If no stage
   // chose, the best remaining candidate is taken. Does not `accept`.
   Token sample(std::span<const float> logits) {
+    // A chain that is only Greedy needs no candidate list: one pass over the
+    // logits with the same rule (highest logit, lowest id on a tie).
+    if (stages_.size() == 1 && std::holds_alternative<Greedy>(stages_[0])) {
+      const size_t n = std::min(logits.size(), buffer_.size());
+      if (n == 0) return 0;
+      size_t best = 0;
+      for (size_t i = 1; i < n; ++i)
+        if (logits[i] > logits[best]) best = i;
+      return static_cast<Token>(best);
+    }
     Candidates c = fill_candidates(logits, buffer_);
     apply(c);
     if (c.size == 0) return 0;
