@@ -2,10 +2,23 @@
 //
 // A Session owns everything that changes while a sequence grows: the KV
 // cache, the scratch arena, the token history, the logits and the sampler
-// chain. All of it is allocated in `create`; `prefill`, `append` and `step`
-// allocate nothing. Many sessions may use one Model from many threads.
+// chain. All of it is allocated in `create`; `prefill`, `append`, `step` and
+// `advance` allocate nothing. Many sessions may use one Model from many
+// threads.
+//
+// For hosts with a frame budget (games, UIs): `queue` + `advance(budget)`
+// run the same forward passes in slices. A pass that outlives the budget is
+// stopped at the next parallel-loop boundary (a matmul, at most a fraction of
+// a layer) and resumed on the next call, on a stack of its own, so the
+// numbers are those of `prefill`/`step` whatever the budget. `cancel()` from
+// any thread makes the running call return Code::cancelled within one
+// parallel loop, the session rewound to where that call started.
+//
+// Do not move a Session while an `advance` slice is suspended (busy()).
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -14,6 +27,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <ucontext.h>
 
 #include "jielong/core/executor.hpp"
 #include "jielong/core/status.hpp"
@@ -56,6 +71,14 @@ struct SessionOptions {
   size_t n_keep = 0;
 };
 
+// What one `advance` call did.
+struct AdvanceResult {
+  size_t prompt_tokens = 0;  // queued prompt tokens that entered the cache
+  size_t generated = 0;      // sampled tokens appended (read them from tokens())
+  bool stopped = false;      // the stop token was sampled (it is not appended)
+  bool done = false;         // nothing left to do: the queue is empty
+};
+
 class Session {
  public:
   Session() = default;
@@ -91,6 +114,7 @@ class Session {
     s.logits_.assign(hp.n_vocab, 0.0f);
     s.tokens_.reserve(n_ctx);
     s.shared_executor_ = opts.executor;
+    JIELONG_TRY(s.init_games());
     return s;
   }
 
@@ -112,11 +136,16 @@ class Session {
 
   // Samples the next token from the current logits with the session's chain,
   // appends it and returns it.
+  // If cancelled, the sampler is as it was before the call.
   Result<Token> step() {
     if (tokens_.empty()) return make_error(Code::invalid_argument, "session: step() before any prefill");
+    const sample::Rng::State rng = sampler_.rng().state();
     const Token t = sampler_.sample(logits_);
-    sampler_.accept(t);
-    JIELONG_TRY(append(t));
+    if (Status st = append(t); !st.is_ok()) {
+      sampler_.rng().set_state(rng);
+      return st;
+    }
+    accept(t);
     return t;
   }
 
@@ -124,9 +153,99 @@ class Session {
   // it before paying for its forward pass).
   Token sample_next() {
     const Token t = sampler_.sample(logits_);
-    sampler_.accept(t);
+    accept(t);
     return t;
   }
+
+  // Tells the sampler chain (penalties) that `t` is part of the sequence.
+  // Goes through the session so that save_state() can record the window.
+  void accept(Token t) noexcept {
+    sampler_.accept(t);
+    if (accepted_.empty()) return;
+    accepted_[accepted_head_] = t;
+    accepted_head_ = (accepted_head_ + 1) % accepted_.size();
+    accepted_filled_ = std::min(accepted_filled_ + 1, accepted_.size());
+  }
+
+  // ---- Time-sliced work -------------------------------------------------
+
+  // Queues prompt tokens and then `n_generate` sampled tokens for advance().
+  // Generation ends early at `stop` (not appended; -1: none) or when the
+  // context is full. The prompt must fit the context (no shift here).
+  Status queue(std::span<const Token> prompt, size_t n_generate = 0, Token stop = -1) {
+    if (busy()) return make_error(Code::invalid_argument, "session: queue() while a slice is suspended");
+    for (size_t i = 0; i < prompt.size(); ++i)
+      if (prompt[i] < 0 || static_cast<size_t>(prompt[i]) >= n_vocab())
+        return make_error(Code::out_of_range, "session: queued token " + std::to_string(prompt[i]) + " at index " +
+                                                  std::to_string(i) + " is outside the vocabulary of " +
+                                                  std::to_string(n_vocab()));
+    const size_t waiting = pending_.size() - pending_done_;
+    if (tokens_.size() + waiting + prompt.size() > opts_.n_ctx)
+      return make_error(Code::out_of_range, "session: " + std::to_string(tokens_.size() + waiting) + " tokens + " +
+                                                std::to_string(prompt.size()) + " queued exceed the context of " +
+                                                std::to_string(opts_.n_ctx) + " positions");
+    if (tokens_.empty() && waiting == 0 && prompt.empty() && n_generate > 0)
+      return make_error(Code::invalid_argument, "session: generation queued before any prompt");
+    if (waiting == 0) {
+      // A new prompt: its chunks start here, as prefill() would cut them.
+      pending_.clear();
+      pending_done_ = 0;
+      queue_position_ = tokens_.size();
+      std::memcpy(logits_saved_.data(), logits_.data(), logits_.size() * sizeof(float));
+    }
+    pending_.insert(pending_.end(), prompt.begin(), prompt.end());
+    n_generate_ = n_generate;
+    stop_ = stop;
+    return Status::ok();
+  }
+
+  // Works on the queue for about `budget`, then returns; call again (next
+  // frame) to continue, mid-prompt or mid-token included. Always makes some
+  // progress (a budget of 0 runs until the first pause point). The numbers
+  // are those of prefill() + step() whatever the budget.
+  Result<AdvanceResult> advance(std::chrono::nanoseconds budget) {
+    AdvanceResult r;
+    Slicer& sl = *slicer_;
+    sl.deadline = std::chrono::steady_clock::now() + budget;
+    sl.use_deadline = true;
+    for (;;) {
+      if (!sl.suspended) {
+        if (!next_job(r)) {
+          r.done = true;
+          break;
+        }
+        start_job();
+      } else {
+        resume_job();
+      }
+      if (sl.suspended) break;  // out of time inside a forward pass
+      if (sl.cancel.load(std::memory_order_acquire)) {
+        sl.use_deadline = false;
+        rollback_queue();
+        sl.cancel.store(false, std::memory_order_release);
+        return make_error(Code::cancelled, "session: advance() cancelled");
+      }
+      finish_job(r);
+      if (std::chrono::steady_clock::now() >= sl.deadline) {
+        r.done = pending_done_ == pending_.size() && n_generate_ == 0;
+        break;
+      }
+    }
+    sl.use_deadline = false;
+    return r;
+  }
+
+  // True while a forward pass is suspended between two advance() calls.
+  bool busy() const noexcept { return slicer_ && slicer_->suspended; }
+  // Queued work left: prompt tokens not yet in the cache, tokens to generate.
+  size_t queued_prompt() const noexcept { return pending_.size() - pending_done_; }
+  size_t queued_generate() const noexcept { return n_generate_; }
+
+  // Callable from any thread: the running (or, if none, the next) prefill,
+  // step or advance returns Code::cancelled within one parallel loop and the
+  // session is back where that call started (for advance: where the
+  // unfinished queue started, or before the token being generated).
+  void cancel() noexcept { slicer_->cancel.store(true, std::memory_order_release); }
 
   // Logits of the last token, [n_vocab]; empty before any token.
   std::span<const float> logits() const noexcept {
@@ -156,6 +275,7 @@ class Session {
   // Fresh: the scratch arena, and a thread pool of its own if this session
   // made one.
   Result<Session> fork() const {
+    if (busy()) return make_error(Code::invalid_argument, "session: fork() while a slice is suspended");
     Session s;
     s.model_ = model_;
     s.opts_ = opts_;
@@ -172,6 +292,10 @@ class Session {
     s.logits_ = logits_;
     s.tokens_.reserve(opts_.n_ctx);
     s.tokens_ = tokens_;
+    JIELONG_TRY(s.init_games());
+    s.accepted_ = accepted_;
+    s.accepted_head_ = accepted_head_;
+    s.accepted_filled_ = accepted_filled_;
     return s;
   }
 
@@ -187,13 +311,17 @@ class Session {
 
   // Replaces the sampler chain (allocates; not for the per-token path).
   Status set_sampling(const sample::SamplerParams& p) {
+    if (busy()) return make_error(Code::invalid_argument, "session: set_sampling() while a slice is suspended");
     JIELONG_ASSIGN_OR_RETURN(sampler_, sample::SamplerChain::from_params(p, n_vocab()));
     opts_.sampling = p;
+    accepted_.assign(p.penalty_last_n > 0 ? static_cast<size_t>(p.penalty_last_n) : 0, 0);
+    accepted_head_ = accepted_filled_ = 0;
     return Status::ok();
   }
 
  private:
   Status feed(std::span<const Token> tokens, float* all_logits) {
+    if (busy()) return make_error(Code::invalid_argument, "session: prefill/step while an advance() slice is suspended");
     if (tokens.empty()) return Status::ok();
     const size_t n_vocab = logits_.size();
     for (size_t i = 0; i < tokens.size(); ++i)
@@ -208,6 +336,9 @@ class Session {
                                                   std::to_string(opts_.n_ctx) + " positions");
       JIELONG_TRY(shift_context(tokens.size()));
     }
+    // What a cancellation rewinds to.
+    const size_t start = tokens_.size();
+    std::memcpy(logits_saved_.data(), logits_.data(), n_vocab * sizeof(float));
     for (size_t i = 0; i < tokens.size(); i += opts_.n_batch) {
       const size_t n = std::min(opts_.n_batch, tokens.size() - i);
       const bool last_chunk = i + n == tokens.size();
@@ -215,6 +346,12 @@ class Session {
       const model::LogitsFor which =
           all_logits ? model::LogitsFor::all : (last_chunk ? model::LogitsFor::last : model::LogitsFor::none);
       run_forward(tokens.data() + i, n, tokens_.size(), out, which);
+      if (slicer_->cancel.load(std::memory_order_acquire)) {
+        tokens_.resize(start);
+        std::memcpy(logits_.data(), logits_saved_.data(), n_vocab * sizeof(float));
+        slicer_->cancel.store(false, std::memory_order_release);
+        return make_error(Code::cancelled, "session: cancelled at position " + std::to_string(start + i));
+      }
       tokens_.insert(tokens_.end(), tokens.begin() + static_cast<ptrdiff_t>(i),
                      tokens.begin() + static_cast<ptrdiff_t>(i + n));
     }
@@ -233,7 +370,7 @@ class Session {
   }
   template <class B>
   void fwd(const Token* t, size_t n, size_t pos0, float* out, model::LogitsFor which) noexcept {
-    model::Transformer<B>(*model_, kv_, scratch_, *executor_).forward(t, n, pos0, out, which);
+    model::Transformer<B>(*model_, kv_, scratch_, slicer_->gate).forward(t, n, pos0, out, which);
   }
 
   // Keeps tokens [0, n_keep), drops enough of the oldest after them to fit
@@ -257,6 +394,154 @@ class Session {
     return Status::ok();
   }
 
+  // ---- Slices and cancellation ------------------------------------------
+
+  // Every parallel loop of a forward pass goes through this gate: it skips
+  // the work once cancelled, and inside advance() it hands control back to
+  // the host when the budget is spent.
+  struct Slicer;
+  class Gate final : public Executor {
+   public:
+    Executor* inner = nullptr;
+    Slicer* sl = nullptr;
+    size_t concurrency() const noexcept override { return inner->concurrency(); }
+    void run(size_t n_tasks, FunctionRef<void(size_t)> task) noexcept override {
+      if (sl->cancel.load(std::memory_order_acquire)) return;
+      if (sl->in_fiber && sl->use_deadline && std::chrono::steady_clock::now() >= sl->deadline) {
+        swapcontext(&sl->fiber, &sl->host);  // pause; the next advance() resumes here
+        if (sl->cancel.load(std::memory_order_acquire)) return;
+      }
+      inner->run(n_tasks, task);
+    }
+  };
+  struct Slicer {
+    std::atomic<bool> cancel{false};
+    Gate gate;
+    ucontext_t host{}, fiber{};  // not movable: ucontext_t points into itself
+    std::unique_ptr<std::byte[]> stack;  // the fiber's stack
+    bool in_fiber = false, suspended = false, use_deadline = false;
+    std::chrono::steady_clock::time_point deadline{};
+    // The forward pass the fiber runs.
+    Session* session = nullptr;
+    const Token* tokens = nullptr;
+    size_t n = 0, pos0 = 0;
+    float* out = nullptr;
+    model::LogitsFor which = model::LogitsFor::none;
+    bool generating = false;  // the job is one sampled token (else a prompt chunk)
+    Token token = 0;
+    sample::Rng::State rng_before{};
+  };
+  static constexpr size_t kFiberStack = size_t{1} << 20;
+
+  Status init_games() {
+    slicer_ = std::make_unique<Slicer>();
+    slicer_->gate.inner = executor_;
+    slicer_->gate.sl = slicer_.get();
+    slicer_->stack.reset(new (std::nothrow) std::byte[kFiberStack]);
+    if (!slicer_->stack) return make_error(Code::out_of_memory, "session: stack for time-sliced steps");
+    logits_saved_.assign(logits_.size(), 0.0f);
+    pending_.reserve(opts_.n_ctx);
+    const int32_t w = opts_.sampling.penalty_last_n;
+    accepted_.assign(w > 0 ? static_cast<size_t>(w) : 0, 0);
+    accepted_head_ = accepted_filled_ = 0;
+    return Status::ok();
+  }
+
+  static void fiber_main(unsigned hi, unsigned lo) noexcept {
+    auto* sl = reinterpret_cast<Slicer*>((static_cast<uintptr_t>(hi) << 32) | static_cast<uintptr_t>(lo));
+    sl->session->run_forward(sl->tokens, sl->n, sl->pos0, sl->out, sl->which);
+    sl->suspended = false;  // returns to sl->host through uc_link
+  }
+
+  // Picks the next forward pass of the queue; false when there is none.
+  bool next_job(AdvanceResult& r) noexcept {
+    Slicer& sl = *slicer_;
+    sl.session = this;
+    if (pending_done_ < pending_.size()) {
+      const size_t left = pending_.size() - pending_done_;
+      sl.generating = false;
+      sl.tokens = pending_.data() + pending_done_;
+      sl.n = std::min(opts_.n_batch, left);
+      sl.pos0 = tokens_.size();
+      const bool last = sl.n == left;
+      sl.out = last ? logits_.data() : nullptr;
+      sl.which = last ? model::LogitsFor::last : model::LogitsFor::none;
+      return true;
+    }
+    if (n_generate_ == 0) return false;
+    if (tokens_.empty() || tokens_.size() >= opts_.n_ctx) {
+      n_generate_ = 0;
+      return false;
+    }
+    sl.rng_before = sampler_.rng().state();
+    const Token t = sampler_.sample(logits_);
+    if (t == stop_) {
+      accept(t);
+      n_generate_ = 0;
+      r.stopped = true;
+      return false;
+    }
+    std::memcpy(logits_saved_.data(), logits_.data(), logits_.size() * sizeof(float));
+    sl.generating = true;
+    sl.token = t;
+    sl.tokens = &sl.token;
+    sl.n = 1;
+    sl.pos0 = tokens_.size();
+    sl.out = logits_.data();
+    sl.which = model::LogitsFor::last;
+    return true;
+  }
+
+  void start_job() noexcept {
+    Slicer& sl = *slicer_;
+    getcontext(&sl.fiber);
+    sl.fiber.uc_stack.ss_sp = sl.stack.get();
+    sl.fiber.uc_stack.ss_size = kFiberStack;
+    sl.fiber.uc_link = &sl.host;
+    const auto p = reinterpret_cast<uintptr_t>(&sl);
+    makecontext(&sl.fiber, reinterpret_cast<void (*)()>(&fiber_main), 2, static_cast<unsigned>(p >> 32),
+                static_cast<unsigned>(p & 0xffffffffu));
+    sl.suspended = true;
+    resume_job();
+  }
+
+  // Runs the fiber until the pass ends (suspended = false) or pauses.
+  void resume_job() noexcept {
+    Slicer& sl = *slicer_;
+    sl.in_fiber = true;
+    swapcontext(&sl.host, &sl.fiber);
+    sl.in_fiber = false;
+  }
+
+  void finish_job(AdvanceResult& r) noexcept {
+    Slicer& sl = *slicer_;
+    if (sl.generating) {
+      accept(sl.token);
+      tokens_.push_back(sl.token);
+      --n_generate_;
+      ++r.generated;
+      return;
+    }
+    tokens_.insert(tokens_.end(), sl.tokens, sl.tokens + sl.n);
+    pending_done_ += sl.n;
+    r.prompt_tokens += sl.n;
+  }
+
+  // After a cancelled pass: back to before the queued prompt if it was not
+  // finished, else to before the token being generated. The queue is emptied.
+  void rollback_queue() noexcept {
+    Slicer& sl = *slicer_;
+    if (!sl.generating) {
+      tokens_.resize(queue_position_);
+    } else {
+      sampler_.rng().set_state(sl.rng_before);
+    }
+    std::memcpy(logits_.data(), logits_saved_.data(), logits_.size() * sizeof(float));
+    pending_.clear();
+    pending_done_ = 0;
+    n_generate_ = 0;
+  }
+
   std::shared_ptr<const model::Model> model_;
   SessionOptions opts_;
   std::unique_ptr<ThreadPool> own_pool_;
@@ -267,6 +552,17 @@ class Session {
   sample::SamplerChain sampler_;
   std::vector<float> logits_;         // [n_vocab] of the last token
   std::vector<Token> tokens_;         // [position] the sequence so far (capacity n_ctx)
+  std::unique_ptr<Slicer> slicer_;    // on the heap: its contexts must not move
+  std::vector<float> logits_saved_;   // [n_vocab] what a cancellation restores
+  std::vector<Token> pending_;        // [≤ n_ctx] queued prompt (capacity n_ctx)
+  size_t pending_done_ = 0;           // of pending_, already in the cache
+  size_t queue_position_ = 0;         // position when the queued prompt started
+  size_t n_generate_ = 0;             // tokens advance() still has to sample
+  Token stop_ = -1;
+  std::vector<Token> accepted_;       // [penalty_last_n] ring of accepted tokens, for save_state
+  size_t accepted_head_ = 0, accepted_filled_ = 0;
+
+  friend class SessionIo;
 };
 
 }  // namespace jielong::run
