@@ -340,6 +340,72 @@ TEST_CASE("GGUF models: missing key, missing tensor, vocabulary disagreeing with
   for (const auto& p : {good, no_key, no_tensor, big_vocab, mixed}) std::filesystem::remove(p);
 }
 
+TEST_CASE("GGUF models: tokenizer metadata that disagrees with itself") {
+  const std::string good = synth_model("tok-good.gguf");
+  auto g = io::GgufFile::open(good);
+  REQUIRE(g.ok());
+  // The model with the keys in `drop` left out and `add` writing replacements.
+  auto variant = [&](const std::string& name, std::vector<std::string_view> drop, auto add) {
+    io::GgufWriter w;
+    for (const auto& kv : g->metadata()) {
+      bool skip = kv.key == "general.alignment";
+      for (std::string_view d : drop) skip = skip || kv.key == d;
+      if (!skip) w.add_value(kv.key, kv.value);
+    }
+    add(w);
+    for (const auto& t : g->tensors())
+      REQUIRE(w.add_tensor(t.name, t.type, std::span<const uint64_t>(t.ne, t.n_dims),
+                           std::span<const std::byte>(t.data, t.n_bytes))
+                  .is_ok());
+    const std::string path = temp_path(name);
+    REQUIRE(w.write(path).is_ok());
+    return path;
+  };
+  auto expect = [&](const std::string& path, const std::string& what) {
+    CAPTURE(path);
+    auto l = run::load(path);
+    CAPTURE(l.status().to_string());
+    REQUIRE_FALSE(l.ok());
+    CHECK(l.status().message().find(path) != std::string::npos);
+    CHECK(l.status().message().find(what) != std::string::npos);
+    std::filesystem::remove(path);
+  };
+  expect(variant("scores.gguf", {"tokenizer.ggml.scores"},
+                 [](io::GgufWriter& w) { w.add_f32_array("tokenizer.ggml.scores", std::vector<float>(10, 0.0f)); }),
+         "tokenizer.ggml.scores has 10");
+  expect(variant("types.gguf", {"tokenizer.ggml.token_type"},
+                 [](io::GgufWriter& w) { w.add_i32_array("tokenizer.ggml.token_type", std::vector<int32_t>(7, 1)); }),
+         "tokenizer.ggml.token_type has 7");
+  expect(variant("model.gguf", {"tokenizer.ggml.model"},
+                 [](io::GgufWriter& w) { w.add_string("tokenizer.ggml.model", "no-such-model"); }),
+         "no-such-model");
+  expect(variant("empty.gguf", {"tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"},
+                 [](io::GgufWriter& w) { w.add_string_array("tokenizer.ggml.tokens", std::vector<std::string>{}); }),
+         "tokenizer.ggml.tokens is empty");
+  expect(variant("bpe.gguf", {"tokenizer.ggml.model"},
+                 [](io::GgufWriter& w) { w.add_string("tokenizer.ggml.model", "gpt2"); }),
+         "tokenizer.ggml.merges");
+  // A BOS id outside the vocabulary is ignored (the SentencePiece default, 1, stays): every id encode gives is valid.
+  {
+    const std::string bos = variant("bos.gguf", {"tokenizer.ggml.bos_token_id"},
+                                    [](io::GgufWriter& w) { w.add_u32("tokenizer.ggml.bos_token_id", 1u << 30); });
+    auto l = run::load(bos);
+    REQUIRE(l.ok());
+    REQUIRE(l->tokenizer);
+    CHECK(l->tokenizer->bos() == 1);
+    auto ids = l->tokenizer->encode("hi");
+    REQUIRE(ids.ok());
+    REQUIRE(!ids->empty());
+    for (int32_t id : *ids) CHECK(l->tokenizer->valid(id));
+    std::filesystem::remove(bos);
+  }
+  // The tokens array given as numbers.
+  expect(variant("kind.gguf", {"tokenizer.ggml.tokens"},
+                 [](io::GgufWriter& w) { w.add_i32_array("tokenizer.ggml.tokens", std::vector<int32_t>(300, 0)); }),
+         "tokenizer.ggml.tokens");
+  std::filesystem::remove(good);
+}
+
 TEST_CASE("llama2.c checkpoints: zero, negative and huge header fields") {
   const std::array<int32_t, 7> good = {64, 172, 5, 8, 4, 512, 512};  // stories260K's shape
   const std::string path = temp_path("hostile.bin");
