@@ -34,6 +34,15 @@ struct WeightView {
   const void* row(size_t r) const noexcept { return static_cast<const std::byte*>(data) + r * row_stride; }
 };
 
+// y[t * y_stride + r] = row_dot(row r, token t) for r in [r0, r1), t in [0, n_tokens).
+template <class RowDot>
+void rows_dot_each(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride, size_t n_tokens,
+                   float* y, size_t y_stride, RowDot row_dot) noexcept {
+  for (size_t r = r0; r < r1; ++r)
+    for (size_t t = 0; t < n_tokens; ++t)
+      y[t * y_stride + r] = row_dot(w.type, w.row(r), static_cast<const std::byte*>(act) + t * act_stride, w.cols);
+}
+
 // Each backend specialises Ops<B> with the same static member functions; see
 // scalar.hpp for the full list with the reference semantics.
 template <class B>

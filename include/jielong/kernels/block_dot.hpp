@@ -172,4 +172,16 @@ float row_dot_quantized(DType t, const void* wrow, const void* act, size_t cols)
   return dot_q8kact<P>(t, wrow, static_cast<const ActQ8K*>(act), cols / 256);
 }
 
+// One output element of a vector backend O: float weights through O's own
+// dot products, quantized ones through the block path over O's primitives P.
+template <class O, class P>
+float row_dot(DType t, const void* wrow, const void* act, size_t cols) noexcept {
+  switch (t) {
+    case DType::F32: return O::dot(static_cast<const float*>(act), static_cast<const float*>(wrow), cols);
+    case DType::F16: return O::dot_f16(static_cast<const float*>(act), static_cast<const uint16_t*>(wrow), cols);
+    case DType::BF16: return O::dot_bf16(static_cast<const float*>(act), static_cast<const uint16_t*>(wrow), cols);
+    default: return row_dot_quantized<P>(t, wrow, act, cols);
+  }
+}
+
 }  // namespace jielong::kernels::block

@@ -238,18 +238,11 @@ struct Ops<Highway> {
     quants::dequantize_row(t, src, dst, n);
   }
   static float row_dot(DType t, const void* wrow, const void* act, size_t cols) noexcept {
-    switch (t) {
-      case DType::F32: return dot(static_cast<const float*>(act), static_cast<const float*>(wrow), cols);
-      case DType::F16: return dot_f16(static_cast<const float*>(act), static_cast<const uint16_t*>(wrow), cols);
-      case DType::BF16: return dot_bf16(static_cast<const float*>(act), static_cast<const uint16_t*>(wrow), cols);
-      default: return block::row_dot_quantized<hwy_detail::Prims>(t, wrow, act, cols);
-    }
+    return block::row_dot<Ops<Highway>, hwy_detail::Prims>(t, wrow, act, cols);
   }
   static void rows_dot(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
                        size_t n_tokens, float* y, size_t y_stride) noexcept {
-    for (size_t r = r0; r < r1; ++r)
-      for (size_t t = 0; t < n_tokens; ++t)
-        y[t * y_stride + r] = row_dot(w.type, w.row(r), static_cast<const std::byte*>(act) + t * act_stride, w.cols);
+    rows_dot_each(w, r0, r1, act, act_stride, n_tokens, y, y_stride, &row_dot);
   }
 };
 

@@ -257,9 +257,7 @@ struct Ops<Scalar> {
   // y[t * y_stride + r] for r in [r0, r1), t in [0, n_tokens).
   static void rows_dot(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
                        size_t n_tokens, float* y, size_t y_stride) noexcept {
-    for (size_t r = r0; r < r1; ++r)
-      for (size_t t = 0; t < n_tokens; ++t)
-        y[t * y_stride + r] = row_dot(w.type, w.row(r), static_cast<const std::byte*>(act) + t * act_stride, w.cols);
+    rows_dot_each(w, r0, r1, act, act_stride, n_tokens, y, y_stride, &row_dot);
   }
 };
 
