@@ -1,0 +1,180 @@
+// For a seed: the same tokens and bit-identical logits at every step for any
+// thread count, any slice budget, and across a save/load in the middle. The
+// reference is a one-thread prefill + step run of the same session type; the
+// other runs must match it exactly (memcmp, no tolerance), because the
+// parallel loops partition work by size only and every task writes its own
+// outputs. With ../shared present, the same holds for stories260K, and
+// `jielong eval --threads 1` and `--threads 2` print the same numbers.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "jielong/run/load.hpp"
+#include "jielong/run/session.hpp"
+#include "jielong/run/session_io.hpp"
+#include "support/shared.hpp"
+#include "test_model_fixture.hpp"
+
+using namespace jielong;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::shared_ptr<const model::Model> wide_model(DType t) {
+  test::SynthSpec spec;
+  spec.matrix_type = t;
+  spec.n_vocab = 256;
+  spec.n_embd = 256;
+  spec.n_ff = 512;
+  spec.n_heads = 8;
+  spec.n_kv_heads = 4;
+  spec.n_layers = 3;
+  spec.n_ctx = 512;
+  return test::bind_synth(std::make_shared<test::SynthFile>(spec));
+}
+
+run::Session make(std::shared_ptr<const model::Model> m, size_t threads, model::KvType kv) {
+  run::SessionOptions so;
+  so.n_ctx = 128;
+  so.n_batch = 16;
+  so.n_threads = threads;
+  so.kv_type = kv;
+  so.sampling.temperature = 1.0f;
+  so.sampling.top_k = 50;
+  so.sampling.top_p = 0.95f;
+  so.sampling.repeat_penalty = 1.15f;
+  so.sampling.penalty_last_n = 8;
+  so.sampling.seed = 42;
+  auto s = run::Session::create(std::move(m), so);
+  REQUIRE_MESSAGE(s.ok(), s.status().to_string());
+  return std::move(*s);
+}
+
+// Tokens and the logits after every step, flattened.
+struct Trace {
+  std::vector<int32_t> tokens;
+  std::vector<float> logits;
+  bool operator==(const Trace& o) const {
+    return tokens == o.tokens && logits.size() == o.logits.size() &&
+           std::memcmp(logits.data(), o.logits.data(), logits.size() * sizeof(float)) == 0;
+  }
+};
+
+void record(const run::Session& s, Trace& t) { t.logits.insert(t.logits.end(), s.logits().begin(), s.logits().end()); }
+
+constexpr int kSteps = 30;
+std::vector<int32_t> prompt() {
+  std::vector<int32_t> p(37);
+  for (size_t i = 0; i < p.size(); ++i) p[i] = static_cast<int32_t>((i * 71 + 2) % 256);
+  return p;
+}
+
+Trace run_steps(run::Session s, int save_at = -1) {
+  Trace t;
+  REQUIRE(s.prefill(prompt()).is_ok());
+  record(s, t);
+  for (int i = 0; i < kSteps; ++i) {
+    if (i == save_at) {
+      // Continue in a brand-new session restored from the saved bytes.
+      auto bytes = run::SessionIo::save(s);
+      REQUIRE(bytes.ok());
+      auto fresh = run::Session::create(s.model_ptr(), s.options());
+      REQUIRE(fresh.ok());
+      REQUIRE(run::SessionIo::load(*fresh, *bytes).is_ok());
+      s = std::move(*fresh);
+    }
+    REQUIRE(s.step().ok());
+    record(s, t);
+  }
+  t.tokens.assign(s.tokens().begin(), s.tokens().end());
+  return t;
+}
+
+Trace run_sliced(run::Session s, std::chrono::nanoseconds budget) {
+  Trace t;
+  REQUIRE(s.queue(prompt()).is_ok());
+  for (bool done = false; !done;) {
+    auto r = s.advance(budget);
+    REQUIRE(r.ok());
+    done = r->done;
+  }
+  record(s, t);
+  for (int i = 0; i < kSteps; ++i) {
+    REQUIRE(s.queue({}, 1).is_ok());
+    for (bool done = false; !done;) {
+      auto r = s.advance(budget);
+      REQUIRE(r.ok());
+      done = r->done;
+    }
+    record(s, t);
+  }
+  t.tokens.assign(s.tokens().begin(), s.tokens().end());
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("same seed → same tokens and logits for 1 or 2 threads, any slice budget, across save/load") {
+  for (DType t : {DType::F32, DType::Q8_0, DType::Q4_0}) {
+    for (model::KvType kv : {model::KvType::f32, model::KvType::f16}) {
+      CAPTURE(dtype_name(t));
+      const auto m = wide_model(t);
+      const Trace ref = run_steps(make(m, 1, kv));
+      REQUIRE(ref.tokens.size() == prompt().size() + kSteps);
+      CHECK(run_steps(make(m, 2, kv)) == ref);
+      CHECK(run_steps(make(m, 1, kv), 11) == ref);
+      CHECK(run_steps(make(m, 2, kv), 0) == ref);
+      for (auto budget : {0ns, 30000ns, 1000000000ns}) {
+        CAPTURE(budget.count());
+        CHECK(run_sliced(make(m, 1, kv), budget) == ref);
+        CHECK(run_sliced(make(m, 2, kv), budget) == ref);
+      }
+    }
+  }
+}
+
+TEST_CASE("stories260K: 1 and 2 threads, sliced and restored give the same bits") {
+  const auto model = test::shared_file("models/stories260K/stories260K.bin");
+  const auto tok = test::shared_file("models/stories260K/tok512.bin");
+  if (!model || !tok) {
+    MESSAGE("skipped: ../shared/models/stories260K not found");
+    return;
+  }
+  auto lm = run::load(*model, *tok);
+  REQUIRE_MESSAGE(lm.ok(), lm.status().to_string());
+  const Trace ref = run_steps(make(lm->model, 1, model::KvType::f32));
+  CHECK(run_steps(make(lm->model, 2, model::KvType::f32), 7) == ref);
+  CHECK(run_sliced(make(lm->model, 2, model::KvType::f32), 0ns) == ref);
+}
+
+#ifdef JIELONG_CLI_PATH
+TEST_CASE("jielong eval --threads 1 and --threads 2 print the same numbers") {
+  const auto model = test::shared_file("models/stories260K/stories260K.bin");
+  const auto tok = test::shared_file("models/stories260K/tok512.bin");
+  if (!model || !tok) {
+    MESSAGE("skipped: ../shared/models/stories260K not found");
+    return;
+  }
+  auto run_cli = [&](int threads) {
+    const std::string cmd = std::string(JIELONG_CLI_PATH) + " eval -m " + *model + " -z " + *tok +
+                            " -p 'Once upon a time' --threads " +
+                            std::to_string(threads) + " 2>&1";
+    std::string out;
+    if (std::FILE* f = popen(cmd.c_str(), "r")) {
+      char buf[4096];
+      for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+      pclose(f);
+    }
+    return out;
+  };
+  const std::string one = run_cli(1), two = run_cli(2);
+  CAPTURE(one);
+  CHECK(!one.empty());
+  CHECK(one == two);
+}
+#endif
