@@ -125,42 +125,34 @@ inline __m256i q5_high_bits(const uint8_t* qh_bytes) noexcept {
   return _mm256_maskz_set1_epi8(static_cast<__mmask32>(qh), 0x10);
 }
 
-template <>
-struct Block32<DType::Q4_0> {
-  using B = BlockQ4_0;
-  static constexpr int kOffset = 8;
-  static constexpr bool kMin = false;
+// Q4_0/Q4_1 (4-bit) and Q5_0/Q5_1 (4 + 1 bits) share their unpacking; the
+// "_0" formats centre with an offset, the "_1" ones add a min per block.
+template <class Blk, int Offset, bool Min>
+struct Nibble32 {
+  using B = Blk;
+  static constexpr int kOffset = Offset;
+  static constexpr bool kMin = Min;
   static __m256i quants(const B& b) noexcept { return nibbles(b.qs); }
   static __m512i quants2(const B& b0, const B& b1) noexcept { return nibbles2(b0.qs, b1.qs); }
 };
-template <>
-struct Block32<DType::Q4_1> {
-  using B = BlockQ4_1;
-  static constexpr int kOffset = 0;
-  static constexpr bool kMin = true;
-  static __m256i quants(const B& b) noexcept { return nibbles(b.qs); }
-  static __m512i quants2(const B& b0, const B& b1) noexcept { return nibbles2(b0.qs, b1.qs); }
-};
-template <>
-struct Block32<DType::Q5_0> {
-  using B = BlockQ5_0;
-  static constexpr int kOffset = 16;
-  static constexpr bool kMin = false;
+template <class Blk, int Offset, bool Min>
+struct FiveBit32 {
+  using B = Blk;
+  static constexpr int kOffset = Offset;
+  static constexpr bool kMin = Min;
   static __m256i quants(const B& b) noexcept { return _mm256_or_si256(nibbles(b.qs), q5_high_bits(b.qh)); }
   static __m512i quants2(const B& b0, const B& b1) noexcept {
     return _mm512_or_si512(nibbles2(b0.qs, b1.qs), q5_high_bits2(b0.qh, b1.qh));
   }
 };
 template <>
-struct Block32<DType::Q5_1> {
-  using B = BlockQ5_1;
-  static constexpr int kOffset = 0;
-  static constexpr bool kMin = true;
-  static __m256i quants(const B& b) noexcept { return _mm256_or_si256(nibbles(b.qs), q5_high_bits(b.qh)); }
-  static __m512i quants2(const B& b0, const B& b1) noexcept {
-    return _mm512_or_si512(nibbles2(b0.qs, b1.qs), q5_high_bits2(b0.qh, b1.qh));
-  }
-};
+struct Block32<DType::Q4_0> : Nibble32<BlockQ4_0, 8, false> {};
+template <>
+struct Block32<DType::Q4_1> : Nibble32<BlockQ4_1, 0, true> {};
+template <>
+struct Block32<DType::Q5_0> : FiveBit32<BlockQ5_0, 16, false> {};
+template <>
+struct Block32<DType::Q5_1> : FiveBit32<BlockQ5_1, 0, true> {};
 // Signed bytes become unsigned by flipping the top bit: u = w + 128.
 template <>
 struct Block32<DType::Q8_0> {
