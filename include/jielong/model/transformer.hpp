@@ -123,13 +123,57 @@ class Transformer {
     kernels::matmul<B>(w, x, n, y, s_.act, ex_);
   }
 
+  // y[i] = x · W[i]ᵀ for matrices that read the same input (Q, K, V; gate,
+  // up): the input is quantized once and all rows are shared out in one
+  // parallel region, one thread hand-off instead of N. Each output is
+  // computed by the same row kernel over the same row chunks as project(),
+  // so the numbers are identical. Falls back to project() when the
+  // matrices want different activation formats.
+  template <size_t N>
+  void project_same_input(const WeightView* const (&w)[N], const float* x, size_t n, float* const (&y)[N]) noexcept {
+    const kernels::ActKind kind = kernels::act_kind(w[0]->type);
+    bool fusable = true;
+    for (const WeightView* wi : w)
+      fusable = fusable && wi->type != DType::I8 && kernels::matvec_supports(wi->type) &&
+                kernels::act_kind(wi->type) == kind && wi->cols == w[0]->cols && row_bytes(wi->type, wi->cols) != 0 &&
+                s_.act.size() >= kernels::matvec_scratch_bytes(wi->type, wi->cols, n);
+    if (!fusable) {
+      for (size_t i = 0; i < N; ++i) project(*w[i], x, n, y[i]);
+      return;
+    }
+    const size_t cols = w[0]->cols;
+    const void* act = x;                                     // [n][cols] in the weights' activation format
+    size_t act_stride = cols * sizeof(float);
+    if (kind != kernels::ActKind::none) {
+      std::byte* base = kernels::detail::align64(s_.act.data());
+      act_stride = kernels::act_row_bytes(kind, cols);
+      parallel_for(ex_, n, 8, [&](size_t t0, size_t t1) {
+        for (size_t t = t0; t < t1; ++t) kernels::quantize_act(kind, x + t * cols, base + t * act_stride, cols);
+      });
+      act = base;
+    }
+    size_t grain[N], first_chunk[N + 1];                     // matrix i owns chunks [first_chunk[i], first_chunk[i+1])
+    first_chunk[0] = 0;
+    for (size_t i = 0; i < N; ++i) {
+      grain[i] = std::max<size_t>(1, kernels::detail::row_grain(*w[i]));
+      first_chunk[i + 1] = first_chunk[i] + (w[i]->rows + grain[i] - 1) / grain[i];
+    }
+    parallel_for(ex_, first_chunk[N], 1, [&](size_t c0, size_t c1) {
+      for (size_t c = c0; c < c1; ++c) {
+        size_t i = 0;
+        while (c >= first_chunk[i + 1]) ++i;
+        const size_t r0 = (c - first_chunk[i]) * grain[i], r1 = std::min(w[i]->rows, r0 + grain[i]);
+        kernels::Ops<B>::rows_dot(*w[i], r0, r1, act, act_stride, n, y[i], w[i]->rows);
+      }
+    });
+  }
+
   // Multi-head attention with grouped-query sharing (Ainslie et al. 2023):
   // query head h reads key/value head h / (n_heads / n_kv_heads).
   void attention(size_t l, const LayerWeights& L, size_t n, size_t pos0) noexcept {
     const size_t hd = hp_.head_dim, q_dim = hp_.n_heads * hd, kv_dim = hp_.n_kv_heads * hd;
-    project(L.wq, s_.xb, n, s_.q);                           // q[n][q_dim]   = xb · Wqᵀ
-    project(L.wk, s_.xb, n, s_.k);                           // k[n][kv_dim]  = xb · Wkᵀ
-    project(L.wv, s_.xb, n, s_.v);                           // v[n][kv_dim]  = xb · Wvᵀ
+    // q[n][q_dim] = xb · Wqᵀ,  k[n][kv_dim] = xb · Wkᵀ,  v[n][kv_dim] = xb · Wvᵀ
+    project_same_input({&L.wq, &L.wk, &L.wv}, s_.xb, n, {s_.q, s_.k, s_.v});
     add_bias(s_.q, L.bq, n, q_dim);
     add_bias(s_.k, L.bk, n, kv_dim);
     add_bias(s_.v, L.bv, n, kv_dim);
@@ -225,8 +269,8 @@ class Transformer {
   // SwiGLU feed-forward (Shazeer 2020): W_down · (silu(W_gate·x) ⊙ W_up·x).
   void feed_forward(const LayerWeights& L, size_t n) noexcept {
     const size_t ff = hp_.n_ff;
-    project(L.w_gate, s_.xb, n, s_.hb);                      // hb[n][n_ff]  = xb · W_gateᵀ
-    project(L.w_up, s_.xb, n, s_.hb2);                       // hb2[n][n_ff] = xb · W_upᵀ
+    // hb[n][n_ff] = xb · W_gateᵀ,  hb2[n][n_ff] = xb · W_upᵀ
+    project_same_input({&L.w_gate, &L.w_up}, s_.xb, n, {s_.hb, s_.hb2});
     kernels::swiglu<B>(s_.hb, s_.hb, s_.hb2, n * ff);        // hb = silu(hb) ⊙ hb2
     project(L.w_down, s_.hb, n, s_.xb2);                     // xb2[n][n_embd] = hb · W_downᵀ
   }
