@@ -4,28 +4,14 @@
 // the source tree; absent models are skipped.
 #include <benchmark/benchmark.h>
 
-#include <cstdlib>
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "jielong/run/load.hpp"
 #include "jielong/run/session.hpp"
+#include "support/shared.hpp"
 
 namespace {
-
-std::string shared_path(const std::string& relative) {
-  namespace fs = std::filesystem;
-  std::vector<fs::path> roots;
-  if (const char* env = std::getenv("JIELONG_SHARED")) roots.emplace_back(env);
-#ifdef JIELONG_SOURCE_DIR
-  roots.push_back(fs::path(JIELONG_SOURCE_DIR).parent_path() / "shared");
-#endif
-  roots.emplace_back("../shared");
-  for (const auto& r : roots)
-    if (fs::exists(r / relative)) return (r / relative).string();
-  return {};
-}
 
 std::vector<int32_t> prompt_ids(size_t n, size_t n_vocab) {
   std::vector<int32_t> ids(n);
@@ -34,12 +20,12 @@ std::vector<int32_t> prompt_ids(size_t n, size_t n_vocab) {
 }
 
 void run_bench(benchmark::State& state, const char* relative, const char* tokenizer, bool decode) {
-  const std::string path = shared_path(relative);
+  const std::string path = jielong::bench::shared_path(relative).value_or(std::string());
   if (path.empty()) {
     state.SkipWithError("model not found (set JIELONG_SHARED)");
     return;
   }
-  auto lm = jielong::run::load(path, tokenizer ? shared_path(tokenizer) : std::string());
+  auto lm = jielong::run::load(path, tokenizer ? jielong::bench::shared_path(tokenizer).value_or(std::string()) : std::string());
   if (!lm.ok()) {
     state.SkipWithError(lm.status().to_string().c_str());
     return;
