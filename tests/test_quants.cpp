@@ -152,6 +152,20 @@ TEST_CASE("quantize Q4_0 reproduces llama.cpp's bytes") { check_bit_exact("synth
 TEST_CASE("quantize Q4_1 reproduces llama.cpp's bytes") { check_bit_exact("synth-llama-q4_1.gguf", DType::Q4_1); }
 TEST_CASE("quantize Q5_0 reproduces llama.cpp's bytes") { check_bit_exact("synth-llama-q5_0.gguf", DType::Q5_0); }
 TEST_CASE("quantize Q5_1 reproduces llama.cpp's bytes") { check_bit_exact("synth-llama-q5_1.gguf", DType::Q5_1); }
+// Q6_K (make_qx_quants with x² weights, 19 trial scales) in the Q6_K model
+// and as the classifier llama.cpp's quantize gives the Q4_0 model.
+TEST_CASE("quantize Q6_K reproduces llama.cpp's bytes") {
+  check_bit_exact("synth-llama-q6_k.gguf", DType::Q6_K);
+  check_bit_exact("synth-llama-q4_0.gguf", DType::Q6_K);
+}
+// Q4_K/Q5_K (make_qkx2_quants: weights av_x + |x|, 21 / 16 trial scales)
+// and the Q6_K tensors llama.cpp's Q4_K_M/Q5_K_M mixes keep.
+TEST_CASE("quantize Q4_K and Q5_K reproduce llama.cpp's bytes") {
+  check_bit_exact("synth-llama-q4_k_m.gguf", DType::Q4_K);
+  check_bit_exact("synth-llama-q4_k_m.gguf", DType::Q6_K);
+  check_bit_exact("synth-llama-q5_k_m.gguf", DType::Q5_K);
+  check_bit_exact("synth-llama-q5_k_m.gguf", DType::Q6_K);
+}
 
 // Relative RMS error of a quantized tensor against the original weights.
 // Bounds: the step of each format over Gaussian-like weights, with margin —

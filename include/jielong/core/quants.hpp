@@ -102,7 +102,15 @@ inline float h2f(uint16_t h) noexcept { return fp16_to_f32(h); }
 inline uint16_t f2h(float f) noexcept { return f32_to_fp16(f); }
 
 // ggml's round-to-nearest via the 1.5*2^23 trick (ties to even), for |x| < 2^22.
+// x is pinned to a register first: a caller's product fused with the add into
+// one FMA would round the exact product, not the float ggml rounds.
 inline int nearest_int(float x) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  __asm__("" : "+x"(x));
+#else
+  volatile float pinned = x;
+  x = pinned;
+#endif
   const float v = x + 12582912.f;
   int32_t i;
   std::memcpy(&i, &v, sizeof i);
@@ -410,7 +418,10 @@ inline void quantize_q8_k(const float* x, BlockQ8_K* y, size_t n) noexcept {
 
 // Fits x ≈ scale * L - min with L in [0, nmax], min >= 0, by a short search over
 // candidate scales minimising the weighted squared error (ggml's approach for
-// Q4_K/Q5_K). Returns the scale; *the_min receives min.
+// Q4_K/Q5_K). Returns the scale; *the_min receives min. Every product rounds
+// before its add, in ggml's order (w·(diff²), (w·l)·l), as ggml's reference
+// make_qkx2_quants compiled without FMA contraction: the Q4_K/Q5_K bytes then
+// match llama.cpp's quantizer exactly.
 inline float fit_scale_min(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
                            float rmin, float rdelta, int nstep) noexcept {
   float min = x[0], max = x[0];
@@ -419,7 +430,7 @@ inline float fit_scale_min(int n, int nmax, const float* x, const float* weights
     min = std::min(min, x[i]);
     max = std::max(max, x[i]);
     sum_w += weights[i];
-    sum_x += weights[i] * x[i];
+    sum_x += mul_rounded(weights[i], x[i]);
   }
   if (min > 0) min = 0;
   if (max == min) {
@@ -433,33 +444,33 @@ inline float fit_scale_min(int n, int nmax, const float* x, const float* weights
   for (int i = 0; i < n; ++i) {
     const int l = std::clamp(nearest_int(iscale * (x[i] - min)), 0, nmax);
     L[i] = static_cast<uint8_t>(l);
-    const float diff = scale * static_cast<float>(l) + min - x[i];
-    best_error += weights[i] * diff * diff;
+    const float diff = mul_rounded(scale, static_cast<float>(l)) + min - x[i];
+    best_error += mul_rounded(weights[i], diff * diff);
   }
   uint8_t Laux[32];
   for (int is = 0; is <= nstep; ++is) {
-    iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (max - min);
+    iscale = (rmin + mul_rounded(rdelta, static_cast<float>(is)) + static_cast<float>(nmax)) / (max - min);
     float sum_l = 0, sum_l2 = 0, sum_xl = 0;
     for (int i = 0; i < n; ++i) {
       const int l = std::clamp(nearest_int(iscale * (x[i] - min)), 0, nmax);
       Laux[i] = static_cast<uint8_t>(l);
       const float w = weights[i];
-      sum_l += w * static_cast<float>(l);
-      sum_l2 += w * static_cast<float>(l * l);
-      sum_xl += w * static_cast<float>(l) * x[i];
+      sum_l += mul_rounded(w, static_cast<float>(l));
+      sum_l2 += mul_rounded(w * static_cast<float>(l), static_cast<float>(l));
+      sum_xl += mul_rounded(w * static_cast<float>(l), x[i]);
     }
-    const float D = sum_w * sum_l2 - sum_l * sum_l;
+    const float D = mul_rounded(sum_w, sum_l2) - mul_rounded(sum_l, sum_l);
     if (D > 0) {
-      float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
-      float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+      float this_scale = (mul_rounded(sum_w, sum_xl) - mul_rounded(sum_x, sum_l)) / D;
+      float this_min = (mul_rounded(sum_l2, sum_x) - mul_rounded(sum_l, sum_xl)) / D;
       if (this_min > 0) {
         this_min = 0;
         this_scale = sum_xl / sum_l2;
       }
       float cur_error = 0;
       for (int i = 0; i < n; ++i) {
-        const float diff = this_scale * static_cast<float>(Laux[i]) + this_min - x[i];
-        cur_error += weights[i] * diff * diff;
+        const float diff = mul_rounded(this_scale, static_cast<float>(Laux[i])) + this_min - x[i];
+        cur_error += mul_rounded(weights[i], diff * diff);
       }
       if (cur_error < best_error) {
         for (int i = 0; i < n; ++i) L[i] = Laux[i];
@@ -481,7 +492,7 @@ inline void quantize_k_scale_min(const float* x, int nmax, uint16_t& d_out, uint
   float max_scale = 0, max_min = 0;
   for (int j = 0; j < 8; ++j) {
     float sum_x2 = 0;
-    for (int l = 0; l < 32; ++l) sum_x2 += x[32 * j + l] * x[32 * j + l];
+    for (int l = 0; l < 32; ++l) sum_x2 += mul_rounded(x[32 * j + l], x[32 * j + l]);
     const float av_x = std::sqrt(sum_x2 / 32);
     for (int l = 0; l < 32; ++l) weights[l] = av_x + std::fabs(x[32 * j + l]);
     scales[j] = nmax == 15 ? fit_scale_min(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], -1.0f, 0.1f, 20)
@@ -542,7 +553,11 @@ inline void quantize_q5_k(const float* x, BlockQ5_K* y, size_t n) noexcept {
 }
 
 // Fits x ≈ scale * (L - nmax), L in [0, 2*nmax), trying 19 scales around the
-// naive one and keeping the best by weighted error (weights x^2).
+// naive one and keeping the best by weighted error (weights x^2). The sums
+// round as ggml's make_qx_quants does — (w·x)·l and (w·l)·l, each product
+// rounded before the add — so Q6_K blocks come out byte-identical to
+// llama.cpp's quantizer (an FMA or w·(l·l) tips the choice between two
+// nearly equal scales now and then).
 inline float fit_symmetric_scale(int n, int nmax, const float* x, int8_t* L) noexcept {
   float max = 0, amax = 0;
   for (int i = 0; i < n; ++i)
@@ -560,8 +575,8 @@ inline float fit_symmetric_scale(int n, int nmax, const float* x, int8_t* L) noe
     const int l = std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1);
     L[i] = static_cast<int8_t>(l + nmax);
     const float w = x[i] * x[i];
-    sumlx += w * x[i] * static_cast<float>(l);
-    suml2 += w * static_cast<float>(l * l);
+    sumlx += mul_rounded(w * x[i], static_cast<float>(l));
+    suml2 += mul_rounded(w * static_cast<float>(l), static_cast<float>(l));
   }
   float scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
   float best = scale * sumlx;
@@ -572,8 +587,8 @@ inline float fit_symmetric_scale(int n, int nmax, const float* x, int8_t* L) noe
     for (int i = 0; i < n; ++i) {
       const int l = std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1);
       const float w = x[i] * x[i];
-      sumlx += w * x[i] * static_cast<float>(l);
-      suml2 += w * static_cast<float>(l * l);
+      sumlx += mul_rounded(w * x[i], static_cast<float>(l));
+      suml2 += mul_rounded(w * static_cast<float>(l), static_cast<float>(l));
     }
     if (suml2 > 0 && sumlx * sumlx > best * suml2) {
       for (int i = 0; i < n; ++i)
