@@ -28,6 +28,7 @@
 #include "jielong/run/generate.hpp"
 #include "jielong/run/load.hpp"
 #include "jielong/run/session.hpp"
+#include "jielong/run/session_io.hpp"
 #include "jielong/sample/chain.hpp"
 
 #include "jielong/text/gguf_vocab.hpp"

@@ -17,6 +17,7 @@
 // Do not move a Session while an `advance` slice is suspended (busy()).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -208,6 +209,7 @@ class Session {
     Slicer& sl = *slicer_;
     sl.deadline = std::chrono::steady_clock::now() + budget;
     sl.use_deadline = true;
+    sl.ran = false;
     for (;;) {
       if (!sl.suspended) {
         if (!next_job(r)) {
@@ -407,11 +409,28 @@ class Session {
     size_t concurrency() const noexcept override { return inner->concurrency(); }
     void run(size_t n_tasks, FunctionRef<void(size_t)> task) noexcept override {
       if (sl->cancel.load(std::memory_order_acquire)) return;
-      if (sl->in_fiber && sl->use_deadline && std::chrono::steady_clock::now() >= sl->deadline) {
-        swapcontext(&sl->fiber, &sl->host);  // pause; the next advance() resumes here
+      if (!(sl->in_fiber && sl->use_deadline)) return inner->run(n_tasks, task);
+      // Sliced: hand out the tasks a round at a time and check the clock
+      // between rounds, so one large matmul can also be paused. Each task
+      // writes its own outputs, so the grouping does not change a bit.
+      // A round is not started when the last one says it would end past the
+      // deadline, unless this advance() has not run one yet (progress).
+      using clock = std::chrono::steady_clock;
+      const size_t round = std::max<size_t>(1, inner->concurrency());
+      for (size_t b = 0; b < n_tasks; b += round) {
+        clock::time_point t0 = clock::now();
+        if (sl->ran && t0 + sl->round_estimate >= sl->deadline) {
+          swapcontext(&sl->fiber, &sl->host);  // pause; the next advance() resumes here
+          t0 = clock::now();
+        }
         if (sl->cancel.load(std::memory_order_acquire)) return;
+        auto part = [&](size_t i) { task(b + i); };
+        inner->run(std::min(round, n_tasks - b), part);
+        sl->ran = true;
+        // The estimate follows a longer round at once and a shorter one slowly.
+        const auto d = clock::now() - t0;
+        sl->round_estimate = std::max<clock::duration>(d, sl->round_estimate - sl->round_estimate / 8);
       }
-      inner->run(n_tasks, task);
     }
   };
   struct Slicer {
@@ -420,7 +439,9 @@ class Session {
     ucontext_t host{}, fiber{};  // not movable: ucontext_t points into itself
     std::unique_ptr<std::byte[]> stack;  // the fiber's stack
     bool in_fiber = false, suspended = false, use_deadline = false;
+    bool ran = false;  // this advance() has run a round of tasks
     std::chrono::steady_clock::time_point deadline{};
+    std::chrono::steady_clock::duration round_estimate{};  // time of one round of tasks
     // The forward pass the fiber runs.
     Session* session = nullptr;
     const Token* tokens = nullptr;
