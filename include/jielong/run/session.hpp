@@ -427,9 +427,13 @@ class Session {
         auto part = [&](size_t i) { task(b + i); };
         inner->run(std::min(round, n_tasks - b), part);
         sl->ran = true;
-        // The estimate follows a longer round at once and a shorter one slowly.
-        const auto d = clock::now() - t0;
-        sl->round_estimate = std::max<clock::duration>(d, sl->round_estimate - sl->round_estimate / 8);
+        // The estimate follows a shorter round gradually and a longer one
+        // at most 4× per round: one round stretched by the thread being
+        // preempted must not stall the following slices.
+        const auto e = sl->round_estimate;
+        auto d = clock::now() - t0;
+        if (e != clock::duration::zero()) d = std::min<clock::duration>(d, 4 * e);
+        sl->round_estimate = std::max<clock::duration>(d, e - e / 4);
       }
     }
   };
