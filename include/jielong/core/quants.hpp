@@ -117,6 +117,16 @@ inline int nearest_int(float x) noexcept {
   return (i & 0x007fffff) - 0x00400000;
 }
 
+// A float to int8 as the cast would give for values in range (truncating);
+// NaN (from NaN or infinite weights in a hostile file) gives 0 and values out
+// of range saturate, where the cast itself would be undefined behaviour.
+inline int8_t saturate_i8(float v) noexcept {
+  if (!(v == v)) return 0;
+  if (v >= 127.0f) return 127;
+  if (v <= -128.0f) return -128;
+  return static_cast<int8_t>(v);
+}
+
 // A rounded float product. ggml's reference quantizers compute x*id and then
 // add the offset in two roundings; a compiler allowed to contract them into
 // one FMA (g++ does by default) flips a quant on exact ties, so the product is
@@ -292,7 +302,7 @@ inline void quantize_q8_0(const float* x, BlockQ8_0* y, size_t n) noexcept {
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     y[i].d = f2h(d);
-    for (size_t j = 0; j < QK8_0; ++j) y[i].qs[j] = static_cast<int8_t>(std::round(x[i * QK8_0 + j] * id));
+    for (size_t j = 0; j < QK8_0; ++j) y[i].qs[j] = saturate_i8(std::round(x[i * QK8_0 + j] * id));
   }
 }
 inline void quantize_q8_1(const float* x, BlockQ8_1* y, size_t n) noexcept {
@@ -304,7 +314,7 @@ inline void quantize_q8_1(const float* x, BlockQ8_1* y, size_t n) noexcept {
     y[i].d = f2h(d);
     int sum = 0;
     for (size_t j = 0; j < QK8_1; ++j) {
-      y[i].qs[j] = static_cast<int8_t>(std::round(x[i * QK8_1 + j] * id));
+      y[i].qs[j] = saturate_i8(std::round(x[i * QK8_1 + j] * id));
       sum += y[i].qs[j];
     }
     y[i].s = f2h(static_cast<float>(sum) * d);
@@ -331,8 +341,8 @@ inline void quantize_q4_0(const float* x, BlockQ4_0* y, size_t n) noexcept {
     y[i].d = f2h(d);
     for (size_t j = 0; j < QK4_0 / 2; ++j) {
       // ggml truncates through int8 after adding 8.5: round half up, then clamp 16 -> 15.
-      const uint8_t lo = static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>(mul_rounded(xb[j], id) + 8.5f)));
-      const uint8_t hi = static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>(mul_rounded(xb[j + 16], id) + 8.5f)));
+      const uint8_t lo = static_cast<uint8_t>(std::min<int>(15, saturate_i8(mul_rounded(xb[j], id) + 8.5f)));
+      const uint8_t hi = static_cast<uint8_t>(std::min<int>(15, saturate_i8(mul_rounded(xb[j + 16], id) + 8.5f)));
       y[i].qs[j] = static_cast<uint8_t>(lo | (hi << 4));
     }
   }
@@ -350,8 +360,8 @@ inline void quantize_q4_1(const float* x, BlockQ4_1* y, size_t n) noexcept {
     y[i].d = f2h(d);
     y[i].m = f2h(min);
     for (size_t j = 0; j < QK4_1 / 2; ++j) {
-      const uint8_t lo = static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>(mul_rounded(xb[j] - min, id) + 0.5f)));
-      const uint8_t hi = static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>(mul_rounded(xb[j + 16] - min, id) + 0.5f)));
+      const uint8_t lo = static_cast<uint8_t>(std::min<int>(15, saturate_i8(mul_rounded(xb[j] - min, id) + 0.5f)));
+      const uint8_t hi = static_cast<uint8_t>(std::min<int>(15, saturate_i8(mul_rounded(xb[j + 16] - min, id) + 0.5f)));
       y[i].qs[j] = static_cast<uint8_t>(lo | (hi << 4));
     }
   }
@@ -364,8 +374,8 @@ inline void quantize_q5_0(const float* x, BlockQ5_0* y, size_t n) noexcept {
     y[i].d = f2h(d);
     uint32_t qh = 0;
     for (size_t j = 0; j < QK5_0 / 2; ++j) {
-      const uint8_t lo = static_cast<uint8_t>(std::min<int>(31, static_cast<int8_t>(mul_rounded(xb[j], id) + 16.5f)));
-      const uint8_t hi = static_cast<uint8_t>(std::min<int>(31, static_cast<int8_t>(mul_rounded(xb[j + 16], id) + 16.5f)));
+      const uint8_t lo = static_cast<uint8_t>(std::min<int>(31, saturate_i8(mul_rounded(xb[j], id) + 16.5f)));
+      const uint8_t hi = static_cast<uint8_t>(std::min<int>(31, saturate_i8(mul_rounded(xb[j + 16], id) + 16.5f)));
       y[i].qs[j] = static_cast<uint8_t>((lo & 0xF) | ((hi & 0xF) << 4));
       qh |= static_cast<uint32_t>((lo >> 4) & 1) << j;
       qh |= static_cast<uint32_t>((hi >> 4) & 1) << (j + 16);
@@ -387,8 +397,8 @@ inline void quantize_q5_1(const float* x, BlockQ5_1* y, size_t n) noexcept {
     y[i].m = f2h(min);
     uint32_t qh = 0;
     for (size_t j = 0; j < QK5_1 / 2; ++j) {
-      const uint8_t lo = static_cast<uint8_t>(mul_rounded(xb[j] - min, id) + 0.5f);
-      const uint8_t hi = static_cast<uint8_t>(mul_rounded(xb[j + 16] - min, id) + 0.5f);
+      const uint8_t lo = static_cast<uint8_t>(saturate_i8(mul_rounded(xb[j] - min, id) + 0.5f));
+      const uint8_t hi = static_cast<uint8_t>(saturate_i8(mul_rounded(xb[j + 16] - min, id) + 0.5f));
       y[i].qs[j] = static_cast<uint8_t>((lo & 0xF) | ((hi & 0xF) << 4));
       qh |= static_cast<uint32_t>((lo >> 4) & 1) << j;
       qh |= static_cast<uint32_t>((hi >> 4) & 1) << (j + 16);

@@ -67,7 +67,7 @@ inline void quantize_act_q8(const float* x, ActQ8* y, size_t n) noexcept {
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     int32_t sum = 0;
     for (size_t j = 0; j < 32; ++j) {
-      y[i].qs[j] = static_cast<int8_t>(std::round(xb[j] * id));
+      y[i].qs[j] = quants::saturate_i8(std::round(xb[j] * id));
       sum += y[i].qs[j];
     }
     y[i].d = fp16_to_f32(f32_to_fp16(d));

@@ -14,6 +14,7 @@
 #include <span>
 
 #include "jielong/core/executor.hpp"
+#include "jielong/core/quants.hpp"
 #include "jielong/kernels/backend.hpp"
 
 namespace jielong::kernels::group_q8 {
@@ -32,7 +33,7 @@ inline void quantize(const float* x, size_t n, size_t group, int8_t* q, float* s
     // runq.c divides by a zero scale (an all-zero group) and gets NaN; every
     // value of such a group is 0.
     for (size_t i = 0; i < group; ++i)
-      q[g * group + i] = scale == 0.0f ? int8_t{0} : static_cast<int8_t>(std::round(xg[i] / scale));
+      q[g * group + i] = scale == 0.0f ? int8_t{0} : quants::saturate_i8(std::round(xg[i] / scale));
   }
 }
 
