@@ -17,10 +17,11 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
-#include <immintrin.h>
 
 #include "jielong/core/executor.hpp"
+#include "jielong/core/memory.hpp"
 #include "jielong/kernels/kernels.hpp"
+#include "jielong/kernels/stream.hpp"
 
 using namespace jielong;
 namespace k = jielong::kernels;
@@ -37,40 +38,18 @@ ThreadPool& pool() {
   return p;
 }
 
-struct AlignedBytes {
-  explicit AlignedBytes(size_t n) : size(n), data(static_cast<std::byte*>(std::aligned_alloc(64, (n + 63) / 64 * 64))) {}
-  ~AlignedBytes() { std::free(data); }
-  AlignedBytes(const AlignedBytes&) = delete;
-  AlignedBytes& operator=(const AlignedBytes&) = delete;
-  size_t size;
-  std::byte* data;
-};
 
 void BM_ReadBandwidth(benchmark::State& state) {
   constexpr size_t kBytes = size_t{1} << 30;
-  AlignedBytes buf(kBytes);
-  std::memset(buf.data, 1, kBytes);  // fault every page in before timing
+  AlignedBuffer buf(kBytes);
+  std::memset(buf.data(), 1, kBytes);  // fault every page in before timing
   const size_t n_chunks = 64;        // fixed partition, as the kernels use
   std::vector<float> partial(n_chunks);
   for (auto _ : state) {
     parallel_for(pool(), n_chunks, 1, [&](size_t c0, size_t c1) {
       for (size_t c = c0; c < c1; ++c) {
-        const auto* p = reinterpret_cast<const float*>(buf.data + c * (kBytes / n_chunks));
-        const size_t n = kBytes / n_chunks / sizeof(float);
-        // Eight independent accumulators keep enough loads in flight.
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        for (size_t i = 0; i < n; i += 128) {
-          a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
-          a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
-          a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
-          a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
-          a4 = _mm512_add_ps(a4, _mm512_load_ps(p + i + 64));
-          a5 = _mm512_add_ps(a5, _mm512_load_ps(p + i + 80));
-          a6 = _mm512_add_ps(a6, _mm512_load_ps(p + i + 96));
-          a7 = _mm512_add_ps(a7, _mm512_load_ps(p + i + 112));
-        }
-        partial[c] = k::vnni_detail::hsum(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                                                        _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7))));
+        const auto* p = reinterpret_cast<const float*>(buf.data() + c * (kBytes / n_chunks));
+        partial[c] = k::stream_sum(p, kBytes / n_chunks / sizeof(float));
       }
     });
     benchmark::DoNotOptimize(partial.data());
@@ -93,10 +72,10 @@ struct BenchMatrix {
       for (float& v : row) v = nd(rng);
       (void)quants::quantize_row(type, row.data(), pattern.data() + r * rb, cols);
     }
-    for (size_t r = 0; r < rows; ++r) std::memcpy(bytes.data + r * rb, pattern.data() + (r % kDistinct) * rb, rb);
-    view = k::WeightView{type, bytes.data, rows, cols, rb};
+    for (size_t r = 0; r < rows; ++r) std::memcpy(bytes.data() + r * rb, pattern.data() + (r % kDistinct) * rb, rb);
+    view = k::WeightView{type, bytes.data(), rows, cols, rb};
   }
-  AlignedBytes bytes;
+  AlignedBuffer bytes;
   k::WeightView view;
 };
 
@@ -107,14 +86,14 @@ void BM_Matvec(benchmark::State& state, DType type, size_t rows, size_t cols) {
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (float& v : x) v = nd(rng);
-  AlignedBytes scratch(k::matvec_scratch_bytes(type, cols) + 64);
-  const std::span<std::byte> s(scratch.data, scratch.size);
+  AlignedBuffer scratch(k::matvec_scratch_bytes(type, cols) + 64);
+  const std::span<std::byte> s(scratch.data(), scratch.size());
   for (auto _ : state) {
     k::matvec<B>(m.view, x.data(), y.data(), s, pool());
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(m.bytes.size));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(m.bytes.size()));
 }
 
 template <class B>
@@ -124,8 +103,8 @@ void BM_Matmul(benchmark::State& state, DType type, size_t rows, size_t cols, si
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (float& v : x) v = nd(rng);
-  AlignedBytes scratch(k::matvec_scratch_bytes(type, cols, tokens) + 64);
-  const std::span<std::byte> s(scratch.data, scratch.size);
+  AlignedBuffer scratch(k::matvec_scratch_bytes(type, cols, tokens) + 64);
+  const std::span<std::byte> s(scratch.data(), scratch.size());
   for (auto _ : state) {
     k::matmul<B>(m.view, x.data(), tokens, y.data(), s, pool());
     benchmark::DoNotOptimize(y.data());

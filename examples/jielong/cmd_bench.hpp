@@ -21,16 +21,13 @@
 #include <string>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 #include "args.hpp"
 #include "cmd_eval.hpp"
 #include "cmd_generate.hpp"
 #include "jielong/core/executor.hpp"
 #include "jielong/core/memory.hpp"
 #include "jielong/run/load.hpp"
+#include "jielong/kernels/stream.hpp"
 #include "jielong/run/session.hpp"
 
 namespace jielong::cli {
@@ -104,33 +101,7 @@ inline double read_bandwidth_gbs(Executor& ex) {
     parallel_for(ex, kChunks, 1, [&](size_t c0, size_t c1) {
       for (size_t c = c0; c < c1; ++c) {
         const auto* p = reinterpret_cast<const float*>(buf.data() + c * (kBytes / kChunks));
-        const size_t n = kBytes / kChunks / sizeof(float);
-#if defined(__AVX512F__)
-        // Eight independent accumulators keep enough loads in flight.
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-        for (size_t i = 0; i < n; i += 128) {
-          a0 = _mm512_add_ps(a0, _mm512_load_ps(p + i));
-          a1 = _mm512_add_ps(a1, _mm512_load_ps(p + i + 16));
-          a2 = _mm512_add_ps(a2, _mm512_load_ps(p + i + 32));
-          a3 = _mm512_add_ps(a3, _mm512_load_ps(p + i + 48));
-          a4 = _mm512_add_ps(a4, _mm512_load_ps(p + i + 64));
-          a5 = _mm512_add_ps(a5, _mm512_load_ps(p + i + 80));
-          a6 = _mm512_add_ps(a6, _mm512_load_ps(p + i + 96));
-          a7 = _mm512_add_ps(a7, _mm512_load_ps(p + i + 112));
-        }
-        a0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                           _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-        float lanes[16];
-        _mm512_storeu_ps(lanes, a0);
-        float sum = 0;
-        for (float v : lanes) sum += v;
-        partial[c] = sum;
-#else
-        float a[8] = {};
-        for (size_t i = 0; i < n; i += 8)
-          for (size_t k = 0; k < 8; ++k) a[k] += p[i + k];
-        partial[c] = a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
-#endif
+        partial[c] = kernels::stream_sum(p, kBytes / kChunks / sizeof(float));
       }
     });
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
