@@ -52,13 +52,13 @@ sample::SamplerParams sampling() {
 }
 
 run::Session make(std::shared_ptr<const model::Model> m, size_t n_ctx = 96, size_t n_batch = 16,
-                  size_t threads = 1, Executor* ex = nullptr) {
+                  size_t threads = 1, Executor* ex = nullptr, const sample::SamplerParams& sp = sampling()) {
   run::SessionOptions so;
   so.n_ctx = n_ctx;
   so.n_batch = n_batch;
   so.n_threads = threads;
   so.executor = ex;
-  so.sampling = sampling();
+  so.sampling = sp;
   auto s = run::Session::create(std::move(m), so);
   REQUIRE_MESSAGE(s.ok(), s.status().to_string());
   return std::move(*s);
@@ -276,6 +276,54 @@ TEST_CASE("save/load: memory and file; the restored session continues exactly") 
   CHECK(same(a.logits(), c.logits()));
 }
 
+TEST_CASE("save/load keeps mirostat's mu: the restored session continues exactly") {
+  // Mirostat steers mu after every draw; a restore that reset mu to 2·tau
+  // would pick other tokens within a few steps.
+  const auto m = wide_model();
+  sample::SamplerParams sp = sampling();
+  sp.mirostat = 2;
+  sp.mirostat_tau = 3.0f;
+  sp.mirostat_eta = 0.5f;
+  run::Session a = make(m, 96, 16, 1, nullptr, sp);
+  REQUIRE(a.prefill(prompt(10)).is_ok());
+  for (int i = 0; i < 10; ++i) REQUIRE(a.step().ok());
+  const sample::SamplerChain::State st = a.sampler().state();
+  REQUIRE(st.has_mu);
+  CHECK(st.mu != doctest::Approx(2.0f * sp.mirostat_tau));  // it has moved
+  auto saved = run::SessionIo::save(a);
+  REQUIRE_MESSAGE(saved.ok(), saved.status().to_string());
+  run::Session b = make(m, 96, 16, 1, nullptr, sp);
+  REQUIRE(run::SessionIo::load(b, *saved).is_ok());
+  CHECK(b.sampler().state().mu == st.mu);
+  for (int i = 0; i < 20; ++i) {
+    auto ta = a.step(), tb = b.step();
+    REQUIRE(ta.ok());
+    REQUIRE(tb.ok());
+    CHECK(*ta == *tb);
+  }
+  CHECK(a.sampler().state().mu == b.sampler().state().mu);
+}
+
+TEST_CASE("a cancelled step() leaves the RNG and mirostat's mu as they were") {
+  const auto m = wide_model();
+  sample::SamplerParams sp = sampling();
+  sp.mirostat = 2;
+  sp.mirostat_eta = 0.5f;
+  run::Session a = make(m, 96, 16, 1, nullptr, sp), b = make(m, 96, 16, 1, nullptr, sp);
+  REQUIRE(a.prefill(prompt(10)).is_ok());
+  REQUIRE(b.prefill(prompt(10)).is_ok());
+  a.cancel();  // no call running: the next one is cancelled
+  CHECK(a.step().status().code() == Code::cancelled);
+  CHECK(a.position() == 10);
+  CHECK(a.sampler().state().mu == b.sampler().state().mu);
+  for (int i = 0; i < 8; ++i) {
+    auto ta = a.step(), tb = b.step();
+    REQUIRE(ta.ok());
+    REQUIRE(tb.ok());
+    CHECK(*ta == *tb);
+  }
+}
+
 TEST_CASE("save/load: damaged, truncated or foreign saves are clean errors; the target is untouched") {
   const auto m = wide_model();
   run::Session a = make(m);
@@ -292,7 +340,7 @@ TEST_CASE("save/load: damaged, truncated or foreign saves are clean errors; the 
     CHECK(same(t.logits(), before));
   };
   // Every truncation length of the header, and a few of the body.
-  for (size_t n : {size_t{0}, size_t{7}, size_t{50}, size_t{95}, good.size() / 2, good.size() - 1}) {
+  for (size_t n : {size_t{0}, size_t{7}, size_t{50}, size_t{95}, size_t{103}, good.size() / 2, good.size() - 1}) {
     CAPTURE(n);
     CHECK(!run::SessionIo::load(t, std::span<const std::byte>(good.data(), n)).is_ok());
     untouched();

@@ -135,7 +135,7 @@ inline Result<GenerateResult> generate(Session& s, const text::Tokenizer& tok, s
   if (ids.empty()) return make_error(Code::invalid_argument, "generate: the prompt has no tokens (and no BOS)");
   const auto t0 = std::chrono::steady_clock::now();
   JIELONG_TRY(s.prefill(ids));
-  for (int32_t id : ids) s.sampler().accept(id);
+  for (int32_t id : ids) s.accept(id);  // through the session: save_state keeps the penalty window
   const double prompt_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   JIELONG_ASSIGN_OR_RETURN(GenerateResult r, generate_from(s, tok, p, on_piece));
   r.n_prompt = ids.size();

@@ -137,13 +137,13 @@ class Session {
 
   // Samples the next token from the current logits with the session's chain,
   // appends it and returns it.
-  // If cancelled, the sampler is as it was before the call.
+  // If cancelled, the sampler (RNG, mirostat mu) is as it was before the call.
   Result<Token> step() {
     if (tokens_.empty()) return make_error(Code::invalid_argument, "session: step() before any prefill");
-    const sample::Rng::State rng = sampler_.rng().state();
+    const sample::SamplerChain::State before = sampler_.state();
     const Token t = sampler_.sample(logits_);
     if (Status st = append(t); !st.is_ok()) {
-      sampler_.rng().set_state(rng);
+      sampler_.set_state(before);
       return st;
     }
     accept(t);
@@ -454,7 +454,7 @@ class Session {
     model::LogitsFor which = model::LogitsFor::none;
     bool generating = false;  // the job is one sampled token (else a prompt chunk)
     Token token = 0;
-    sample::Rng::State rng_before{};
+    sample::SamplerChain::State sampler_before{};
   };
   static constexpr size_t kFiberStack = size_t{1} << 20;
 
@@ -498,7 +498,7 @@ class Session {
       n_generate_ = 0;
       return false;
     }
-    sl.rng_before = sampler_.rng().state();
+    sl.sampler_before = sampler_.state();
     const Token t = sampler_.sample(logits_);
     if (t == stop_) {
       accept(t);
@@ -559,7 +559,7 @@ class Session {
     if (!sl.generating) {
       tokens_.resize(queue_position_);
     } else {
-      sampler_.rng().set_state(sl.rng_before);
+      sampler_.set_state(sl.sampler_before);
     }
     std::memcpy(logits_.data(), logits_saved_.data(), logits_.size() * sizeof(float));
     pending_.clear();

@@ -2,11 +2,12 @@
 // same model: a restored session continues exactly as the original would
 // (same logits bit for bit, same sampled tokens).
 //
-// Format (version 1, little-endian, every field 8-byte aligned):
+// Format (version 2, little-endian, every field 8-byte aligned):
 //   u64 magic "JLSESS01"   u64 version
 //   u64 model fingerprint (hyper-parameters and some embedding bytes)
 //   u64 n_layers, kv_dim, n_vocab, kv type, position, n_accepted
 //   u64 rng seed, rng counter
+//   u64 mirostat: bit 32 set when the chain has a mirostat stage, bits 0..31 mu (f32)
 //   i32 tokens[position] (padded to 8 bytes)
 //   i32 accepted[n_accepted], oldest first (the penalty window; padded)
 //   f32 logits[n_vocab] (padded)
@@ -14,8 +15,8 @@
 //   u64 FNV-1a-64 of everything before it
 // A truncated or damaged buffer, another model, a context too small or a
 // different KV type is a clean error, and the target session is untouched.
-// Not saved: queued advance() work (save refuses while there is some) and
-// mirostat's mu (save refuses a mirostat chain).
+// Not saved: queued advance() work (save refuses while there is some) and the
+// sampler's configuration (the restoring session keeps its own).
 #pragma once
 
 #include <algorithm>
@@ -35,12 +36,13 @@ namespace jielong::run {
 class SessionIo {
  public:
   static constexpr uint64_t kMagic = 0x3130535345534c4aull;  // "JLSESS01"
-  static constexpr uint64_t kVersion = 1;
+  static constexpr uint64_t kVersion = 2;
+  static constexpr size_t kHeader = 12 * 8;
 
   // Bytes save_state needs for the session as it is now.
   static size_t saved_size(const Session& s) noexcept {
     const size_t pos = s.tokens_.size();
-    return 8 * 11 + pad8(pos * 4) + pad8(s.accepted_filled_ * 4) + pad8(s.n_vocab() * 4) +
+    return kHeader + pad8(pos * 4) + pad8(s.accepted_filled_ * 4) + pad8(s.n_vocab() * 4) +
            2 * s.kv_.n_layers() * pos * s.kv_.row_bytes() + 8;
   }
 
@@ -49,19 +51,20 @@ class SessionIo {
   static Result<size_t> save(const Session& s, std::span<std::byte> out) {
     if (s.busy() || s.queued_prompt() || s.queued_generate())
       return make_error(Code::invalid_argument, "session save: advance() work is queued; finish or cancel it first");
-    if (s.opts_.sampling.mirostat != 0 && s.opts_.sampling.temperature > 0.0f)
-      return make_error(Code::unsupported, "session save: mirostat state is not saved");
     const size_t need = saved_size(s);
     if (out.size() < need)
       return make_error(Code::invalid_argument, "session save: buffer of " + std::to_string(out.size()) +
                                                     " bytes, need " + std::to_string(need));
     Writer w{out.data(), out.data()};
     const size_t pos = s.tokens_.size();
-    const auto rng = const_cast<Session&>(s).sampler_.rng().state();
+    const sample::SamplerChain::State st = s.sampler_.state();
+    uint32_t mu_bits;
+    std::memcpy(&mu_bits, &st.mu, 4);
+    const uint64_t mirostat = st.has_mu ? (uint64_t{1} << 32) | mu_bits : 0;
     const uint64_t head[12] = {kMagic, kVersion, fingerprint(s.model()), s.kv_.n_layers(), s.kv_.kv_dim(),
                                s.n_vocab(), static_cast<uint64_t>(s.kv_.type()), pos, s.accepted_filled_,
-                               rng.seed, rng.counter, 0};
-    w.put(head, 11 * 8);
+                               st.rng.seed, st.rng.counter, mirostat};
+    w.put(head, kHeader);
     w.put(s.tokens_.data(), pos * 4);
     w.pad();
     // The penalty window, oldest first.
@@ -93,14 +96,18 @@ class SessionIo {
   // configuration and takes the saved RNG state and penalty window.
   static Status load(Session& s, std::span<const std::byte> in) {
     if (s.busy()) return make_error(Code::invalid_argument, "session load: a slice is suspended");
-    if (in.size() < 11 * 8 + 8)
+    if (in.size() < 2 * 8)
       return make_error(Code::format_error, "session load: " + std::to_string(in.size()) + " bytes is too short");
-    uint64_t h[11];
-    std::memcpy(h, in.data(), sizeof h);
+    uint64_t h[12];
+    std::memcpy(h, in.data(), 2 * 8);
     if (h[0] != kMagic) return make_error(Code::format_error, "session load: not a saved session (bad magic)");
     if (h[1] != kVersion)
       return make_error(Code::unsupported, "session load: version " + std::to_string(h[1]) + ", expected " +
                                                std::to_string(kVersion));
+    if (in.size() < kHeader + 8)
+      return make_error(Code::format_error, "session load: " + std::to_string(in.size()) + " bytes is too short");
+    std::memcpy(h, in.data(), sizeof h);
+    if (h[11] >> 33 != 0) return make_error(Code::format_error, "session load: bad mirostat field");
     const uint64_t pos = h[7], n_acc = h[8];
     // Sizes first (in checked arithmetic), then the checksum, then meaning.
     if (pos > s.capacity() || n_acc > (uint64_t{1} << 31))
@@ -113,7 +120,7 @@ class SessionIo {
     if (h[6] != static_cast<uint64_t>(s.kv_.type()))
       return make_error(Code::invalid_argument, "session load: saved with another KV cache type");
     const size_t rb = s.kv_.row_bytes();
-    const size_t expect = 11 * 8 + pad8(pos * 4) + pad8(n_acc * 4) + pad8(s.n_vocab() * 4) +
+    const size_t expect = kHeader + pad8(pos * 4) + pad8(n_acc * 4) + pad8(s.n_vocab() * 4) +
                           2 * s.kv_.n_layers() * pos * rb + 8;
     if (in.size() != expect)
       return make_error(Code::format_error, "session load: " + std::to_string(in.size()) + " bytes, expected " +
@@ -124,7 +131,7 @@ class SessionIo {
       return make_error(Code::format_error, "session load: checksum mismatch (damaged)");
     if (h[2] != fingerprint(s.model()))
       return make_error(Code::invalid_argument, "session load: saved with a different model");
-    const std::byte* p = in.data() + 11 * 8;
+    const std::byte* p = in.data() + kHeader;
     for (uint64_t i = 0; i < pos; ++i) {
       Token t;
       std::memcpy(&t, p + i * 4, 4);
@@ -143,7 +150,10 @@ class SessionIo {
       s.accept(t);
     }
     p += pad8(n_acc * 4);
-    s.sampler_.rng().set_state({h[9], h[10]});
+    sample::SamplerChain::State st{{h[9], h[10]}, (h[11] >> 32) != 0, 0.0f};
+    const uint32_t mu_bits = static_cast<uint32_t>(h[11]);
+    std::memcpy(&st.mu, &mu_bits, 4);
+    s.sampler_.set_state(st);
     std::memcpy(s.logits_.data(), p, s.n_vocab() * 4);
     p += pad8(s.n_vocab() * 4);
     for (size_t l = 0; l < s.kv_.n_layers(); ++l, p += pos * rb) std::memcpy(s.kv_.k_row(l, 0), p, pos * rb);

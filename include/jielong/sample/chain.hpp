@@ -146,6 +146,29 @@ class SamplerChain {
     for (auto& s : stages_) std::visit([&](auto& stage) { stage.reset(); }, s);
   }
 
+  // What sampling changes besides the penalty window: the RNG position and
+  // mirostat's mu. A caller that must undo a draw (a cancelled step) saves
+  // and restores it; a saved session carries it.
+  struct State {
+    Rng::State rng{};
+    bool has_mu = false;
+    float mu = 0.0f;
+  };
+  State state() const noexcept {
+    State st{rng_.state(), false, 0.0f};
+    for (const auto& s : stages_)
+      if (const auto* m = std::get_if<MirostatV2>(&s)) st.has_mu = true, st.mu = m->mu;
+    return st;
+  }
+  // Sets the RNG, and mu when both the state and this chain have a mirostat
+  // stage (otherwise the chain's mu is left as it is).
+  void set_state(const State& st) noexcept {
+    rng_.set_state(st.rng);
+    if (!st.has_mu) return;
+    for (auto& s : stages_)
+      if (auto* m = std::get_if<MirostatV2>(&s)) m->mu = st.mu;
+  }
+
   Rng& rng() noexcept { return rng_; }
   size_t n_vocab() const noexcept { return buffer_.size(); }
   size_t n_stages() const noexcept { return stages_.size(); }
