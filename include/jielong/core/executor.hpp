@@ -69,22 +69,28 @@ void parallel_for(Executor& ex, size_t n, size_t grain, F&& f) noexcept {
 // microseconds (a decode step hands out work every ~100 µs, and waking a
 // sleeping thread costs more than that), then sleep on a condition variable,
 // so an idle pool uses no CPU.
+//
+// A worker joins a job before taking tasks from it, and the caller, once the
+// task counter is exhausted, closes the job and waits only for the workers
+// that joined (they are finishing their last task). A worker that wakes late
+// finds the job closed and goes back to waiting: small jobs never wait for a
+// sleeping thread to wake up.
 class ThreadPool final : public Executor {
  public:
   // n_threads == 0: one per hardware thread.
   explicit ThreadPool(size_t n_threads = 0) {
     if (n_threads == 0) n_threads = std::max(1u, std::thread::hardware_concurrency());
     workers_.reserve(n_threads - 1);
-    // The generation is read here, not in the new thread: a job submitted
-    // before a worker starts running must still count as new to it.
-    const uint64_t start = generation_.load(std::memory_order_relaxed);
+    // The sequence is read here, not in the new thread: a job (or the stop)
+    // published before a worker starts running must still count as new to it.
+    const uint64_t start = state_.load(std::memory_order_relaxed) & kSeqMask;
     for (size_t i = 0; i + 1 < n_threads; ++i) workers_.emplace_back([this, start] { worker_loop(start); });
   }
   ~ThreadPool() override {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-      generation_.fetch_add(1, std::memory_order_release);
+      stop_.store(true, std::memory_order_relaxed);
+      state_.fetch_add(kSeqOne, std::memory_order_release);
     }
     wake_.notify_all();
     for (std::thread& t : workers_) t.join();
@@ -104,30 +110,38 @@ class ThreadPool final : public Executor {
     job_ = &task;
     n_tasks_ = n_tasks;
     next_task_.store(0, std::memory_order_relaxed);
-    workers_done_.store(0, std::memory_order_relaxed);
     {
+      // Publish: a new sequence number, open, nobody joined yet.
       std::lock_guard<std::mutex> lock(mutex_);
-      generation_.fetch_add(1, std::memory_order_release);
+      const uint64_t seq = (state_.load(std::memory_order_relaxed) & kSeqMask) + kSeqOne;
+      state_.store(seq | kOpen, std::memory_order_release);
     }
-    wake_.notify_all();
+    if (sleepers_.load(std::memory_order_acquire) != 0) wake_.notify_all();
     inside_pool() = true;
     work();
     inside_pool() = false;
-    // Wait for the workers to leave the job (they may still be finishing a task).
-    const size_t n_workers = workers_.size();
-    for (int spin = 0; workers_done_.load(std::memory_order_acquire) != n_workers; ++spin) {
+    // Close the job; wait for the workers that joined to finish their tasks.
+    uint64_t s = state_.fetch_and(~kOpen, std::memory_order_acq_rel) & ~kOpen;
+    for (int spin = 0; (s & kCountMask) != 0; ++spin) {
       if (spin < kSpinIterations) {
         JIELONG_CPU_RELAX();
       } else {
         std::unique_lock<std::mutex> lock(mutex_);
-        done_.wait(lock, [&] { return workers_done_.load(std::memory_order_acquire) == n_workers; });
+        done_.wait(lock, [&] { return (state_.load(std::memory_order_acquire) & kCountMask) == 0; });
       }
+      s = state_.load(std::memory_order_acquire);
     }
     job_ = nullptr;
   }
 
  private:
   static constexpr int kSpinIterations = 20000;  // a few tens of µs of pause instructions
+  // state_: job sequence number (bits 32..63), open flag (bit 31), number of
+  // workers inside the job (bits 0..30).
+  static constexpr uint64_t kSeqOne = uint64_t{1} << 32;
+  static constexpr uint64_t kSeqMask = ~(kSeqOne - 1);
+  static constexpr uint64_t kOpen = uint64_t{1} << 31;
+  static constexpr uint64_t kCountMask = kOpen - 1;
 
   static bool& inside_pool() noexcept {
     thread_local bool inside = false;
@@ -139,26 +153,43 @@ class ThreadPool final : public Executor {
     for (size_t i; (i = next_task_.fetch_add(1, std::memory_order_relaxed)) < n_tasks_;) task(i);
   }
 
+  // Joins the open job of sequence `seq`; false if it is closed or gone.
+  bool join(uint64_t seq) noexcept {
+    uint64_t s = state_.load(std::memory_order_acquire);
+    while ((s & kSeqMask) == seq && (s & kOpen)) {
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) return true;
+    }
+    return false;
+  }
+
+  void leave() noexcept {
+    const uint64_t before = state_.fetch_sub(1, std::memory_order_acq_rel);
+    if ((before & kCountMask) == 1 && !(before & kOpen)) {  // the last one out of a closed job
+      std::lock_guard<std::mutex> lock(mutex_);  // pairs with the waiter's predicate check
+      done_.notify_one();
+    }
+  }
+
   void worker_loop(uint64_t seen) noexcept {
     inside_pool() = true;
     for (;;) {
       // Spin briefly for the next job, then sleep.
       int spin = 0;
-      while (generation_.load(std::memory_order_acquire) == seen && spin < kSpinIterations) {
+      while ((state_.load(std::memory_order_acquire) & kSeqMask) == seen && spin < kSpinIterations) {
         JIELONG_CPU_RELAX();
         ++spin;
       }
-      if (generation_.load(std::memory_order_acquire) == seen) {
+      if ((state_.load(std::memory_order_acquire) & kSeqMask) == seen) {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+        sleepers_.fetch_add(1, std::memory_order_acq_rel);
+        wake_.wait(lock, [&] { return (state_.load(std::memory_order_acquire) & kSeqMask) != seen; });
+        sleepers_.fetch_sub(1, std::memory_order_acq_rel);
       }
-      seen = generation_.load(std::memory_order_acquire);
-      if (stop_) return;
+      seen = state_.load(std::memory_order_acquire) & kSeqMask;
+      if (stop_.load(std::memory_order_relaxed)) return;  // set before the sequence bump we saw
+      if (!join(seen)) continue;  // woke too late: the caller finished it
       work();
-      if (workers_done_.fetch_add(1, std::memory_order_acq_rel) + 1 == workers_.size()) {
-        std::lock_guard<std::mutex> lock(mutex_);  // pairs with the waiter's predicate check
-        done_.notify_one();
-      }
+      leave();
     }
   }
 
@@ -167,12 +198,12 @@ class ThreadPool final : public Executor {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;
-  std::atomic<uint64_t> generation_{0};
+  std::atomic<uint64_t> state_{0};
   std::atomic<size_t> next_task_{0};
-  std::atomic<size_t> workers_done_{0};
+  std::atomic<int> sleepers_{0};
   const FunctionRef<void(size_t)>* job_ = nullptr;
   size_t n_tasks_ = 0;
-  bool stop_ = false;
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace jielong
