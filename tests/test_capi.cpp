@@ -121,7 +121,9 @@ TEST_CASE("C API: load, tokenize, prefill, step match the C++ session bit for bi
   const int32_t bad = 5000;
   CHECK(jl_prefill(s, &bad, 1) == JL_OUT_OF_RANGE);
   CHECK(jl_prefill(nullptr, &bad, 1) == JL_INVALID_ARGUMENT);
-  CHECK(jl_model_load("/nonexistent.gguf", nullptr, &m) != JL_OK);
+  jl_model* missing = reinterpret_cast<jl_model*>(&n);  // must be reset to NULL on failure
+  CHECK(jl_model_load("/nonexistent.gguf", nullptr, &missing) != JL_OK);
+  CHECK(missing == nullptr);
   CHECK(std::string(jl_last_error()).find("/nonexistent.gguf") != std::string::npos);
   jl_session_free(s);
   jl_model_free(m);

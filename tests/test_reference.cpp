@@ -325,7 +325,8 @@ TEST_CASE("llama2.c: stories260K greedy text, f32 and q8_0 checkpoints") {
   for (const Case c : {Case{"models/stories260K/stories260K.bin", "reference/llama2c/llama2c-stories260K-greedy200.txt"},
                        Case{"models/stories260K/stories260K_q8.bin",
                             "reference/llama2c/llama2c-stories260K_q8-greedy200.txt"}}) {
-    CAPTURE(c.model);
+    const std::string model_name = c.model;  // a std::string, so that doctest prints the text
+    CAPTURE(model_name);
     const auto model_path = test::shared_file(c.model);
     const auto ref_path = test::shared_file(c.reference);
     if (!model_path || !ref_path) continue;

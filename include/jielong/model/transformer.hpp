@@ -14,12 +14,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 
 #include "jielong/core/arena.hpp"
 #include "jielong/core/executor.hpp"
 #include "jielong/core/half.hpp"
 #include "jielong/core/status.hpp"
 #include "jielong/kernels/kernels.hpp"
+#include "jielong/kernels/small_heads.hpp"
 #include "jielong/model/kv_cache.hpp"
 #include "jielong/model/model.hpp"
 
@@ -206,9 +208,7 @@ class Transformer {
         float* scores = s_.scores + h * n_ctx;               // [n_pos]
         const size_t off = kvh * hd;                         // this kv head's slice of a cache row
         // scores[j] = q·K[j] / √head_dim for every cached position.
-        // (An f32 cache keeps the backend's dot for every head size: llama2.c's
-        // reference texts hang on near-ties that its summation order decides.)
-        if (f16 && hd < 16)
+        if (hd < 16)
           small_head_scores(qh, l, off, hd, n_pos, f16, scores);
         else
           for (size_t j = 0; j < n_pos; ++j) scores[j] = head_dot(qh, kv_.k_row(l, j), off, hd, f16);
@@ -216,8 +216,12 @@ class Transformer {
         kernels::softmax<B>(scores, n_pos);
         if (f16) round_to_f16(scores, n_pos);
         float* oh = out + h * hd;                            // [head_dim]
-        std::fill(oh, oh + hd, 0.0f);
-        for (size_t j = 0; j < n_pos; ++j) head_axpy(scores[j], kv_.v_row(l, j), off, oh, hd, f16);
+        if (hd < 16) {
+          small_head_mix(scores, l, off, hd, n_pos, f16, oh);
+        } else {
+          std::fill(oh, oh + hd, 0.0f);
+          for (size_t j = 0; j < n_pos; ++j) head_axpy(scores[j], kv_.v_row(l, j), off, oh, hd, f16);
+        }
       }
     });
   }
@@ -225,45 +229,37 @@ class Transformer {
   static void round_to_f16(float* x, size_t n) noexcept { f16_round_trip(x, n); }
 
   // One head's slice [off, off + hd) of a cache row, against q or into out.
-  // Small heads (llama2.c's tiny models have head_dim 8) are below one
-  // vector: a plain loop costs less than the vector kernel's set-up.
   static float head_dot(const float* q, const void* row, size_t off, size_t hd, bool f16) noexcept {
     if (f16) return kernels::dot_f16<B>(q, static_cast<const uint16_t*>(row) + off, hd);
     return kernels::dot<B>(q, static_cast<const float*>(row) + off, hd);
   }
-  // scores[j] = q·K[j] for heads below one vector, eight positions at a
-  // time: eight independent sums instead of one chain of dependent adds.
-  void small_head_scores(const float* q, size_t l, size_t off, size_t hd, size_t n_pos, bool f16,
-                         float* scores) const noexcept {
-    size_t j = 0;
-    for (; j + 8 <= n_pos; j += 8) {
-      float acc[8] = {};
-      for (size_t d = 0; d < hd; ++d)
-        for (size_t u = 0; u < 8; ++u) acc[u] += q[d] * key(l, j + u, off + d, f16);
-      for (size_t u = 0; u < 8; ++u) scores[j + u] = acc[u];
-    }
-    for (; j < n_pos; ++j) {
-      float acc = 0.0f;
-      for (size_t d = 0; d < hd; ++d) acc += q[d] * key(l, j, off + d, f16);
-      scores[j] = acc;
-    }
-  }
-  float key(size_t l, size_t pos, size_t i, bool f16) const noexcept {
-    const KvCache& kv = kv_;
-    return f16 ? f16_to_f32_fast(static_cast<const uint16_t*>(kv.k_row(l, pos))[i])
-               : static_cast<const float*>(kv.k_row(l, pos))[i];
+  static void head_axpy(float a, const void* row, size_t off, float* out, size_t hd, bool f16) noexcept {
+    if (f16) return kernels::axpy_f16<B>(a, static_cast<const uint16_t*>(row) + off, out, hd);
+    kernels::axpy<B>(a, static_cast<const float*>(row) + off, out, hd);
   }
 
-  static void head_axpy(float a, const void* row, size_t off, float* out, size_t hd, bool f16) noexcept {
-    if (f16) {
-      const uint16_t* v = static_cast<const uint16_t*>(row) + off;
-      if (hd >= 16) return kernels::axpy_f16<B>(a, v, out, hd);
-      for (size_t d = 0; d < hd; ++d) out[d] += a * f16_to_f32_fast(v[d]);
-      return;
-    }
-    const float* v = static_cast<const float*>(row) + off;
-    if (hd >= 16) return kernels::axpy<B>(a, v, out, hd);
-    for (size_t d = 0; d < hd; ++d) out[d] += a * v[d];
+  // Heads below one vector (llama2.c's tiny models have head_dim 8): the
+  // per-position vector kernels cost more in set-up than in arithmetic, so
+  // all positions go to one small-head kernel, which sums in the plain
+  // loop's order (Scalar runs that plain loop itself).
+  kernels::small_heads::Rows head_rows(const void* row0, size_t off, bool f16) const noexcept {
+    return {static_cast<const std::byte*>(row0) + off * (f16 ? 2 : 4), kv_.row_bytes(), f16};
+  }
+  void small_head_scores(const float* q, size_t l, size_t off, size_t hd, size_t n_pos, bool f16,
+                         float* scores) const noexcept {
+    const auto k = head_rows(kv_.k_row(l, 0), off, f16);
+    if constexpr (std::is_same_v<B, kernels::Scalar>)
+      kernels::small_heads::scores_plain(q, k, hd, n_pos, scores);
+    else
+      kernels::small_heads::scores(q, k, hd, n_pos, scores);
+  }
+  void small_head_mix(const float* w, size_t l, size_t off, size_t hd, size_t n_pos, bool f16,
+                      float* out) const noexcept {
+    const auto v = head_rows(kv_.v_row(l, 0), off, f16);
+    if constexpr (std::is_same_v<B, kernels::Scalar>)
+      kernels::small_heads::mix_plain(w, v, hd, n_pos, out);
+    else
+      kernels::small_heads::mix(w, v, hd, n_pos, out);
   }
 
   // SwiGLU feed-forward (Shazeer 2020): W_down · (silu(W_gate·x) ⊙ W_up·x).

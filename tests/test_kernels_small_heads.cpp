@@ -1,0 +1,77 @@
+// The small-head attention kernels (head_dim below one vector) against their
+// plain twins: the same fused multiply-adds in the same order, so the bits
+// must be identical, for f32 and f16 caches, any number of positions (full
+// blocks of 8 and tails), strides wider than a head, and unaligned rows.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "jielong/core/half.hpp"
+#include "jielong/kernels/small_heads.hpp"
+
+using namespace jielong;
+namespace sh = kernels::small_heads;
+
+namespace {
+struct Cache {
+  std::vector<std::byte> bytes;
+  sh::Rows rows;
+};
+// n positions, rows of `row_elems` elements, the head at element `off`;
+// one byte of offset when `misalign`, so no row is 16-byte aligned.
+Cache make_cache(size_t n, size_t row_elems, size_t off, bool f16, bool misalign, std::mt19937& rng) {
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const size_t esize = f16 ? 2 : 4, stride = row_elems * esize;
+  Cache c;
+  c.bytes.resize(n * stride + 1);
+  std::byte* base = c.bytes.data() + (misalign ? 1 : 0);
+  for (size_t i = 0; i < n * row_elems; ++i) {
+    const float v = dist(rng);
+    if (f16) {
+      const uint16_t h = f32_to_fp16(v);
+      std::memcpy(base + i * 2, &h, 2);
+    } else {
+      std::memcpy(base + i * 4, &v, 4);
+    }
+  }
+  c.rows = sh::Rows{base + off * esize, stride, f16};
+  return c;
+}
+}  // namespace
+
+TEST_CASE("small-head scores and mix equal their plain twins bit for bit") {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (bool f16 : {false, true})
+    for (bool misalign : {false, true})
+      for (size_t hd : {size_t{4}, size_t{8}, size_t{12}})
+        for (size_t n : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{16}, size_t{33}, size_t{257}}) {
+          CAPTURE(f16);
+          CAPTURE(misalign);
+          CAPTURE(hd);
+          CAPTURE(n);
+          const size_t row_elems = 4 * hd, off = 2 * hd;  // the third of four kv heads
+          Cache k = make_cache(n, row_elems, off, f16, misalign, rng);
+          Cache v = make_cache(n, row_elems, off, f16, misalign, rng);
+          std::vector<float> q(hd), w(n);
+          for (float& x : q) x = dist(rng);
+          for (float& x : w) x = std::abs(dist(rng)) / static_cast<float>(n);
+          std::vector<float> s_fast(n), s_plain(n), o_fast(hd, -1.0f), o_plain(hd, -2.0f);
+          sh::scores(q.data(), k.rows, hd, n, s_fast.data());
+          sh::scores_plain(q.data(), k.rows, hd, n, s_plain.data());
+          CHECK(std::memcmp(s_fast.data(), s_plain.data(), n * sizeof(float)) == 0);
+          sh::mix(w.data(), v.rows, hd, n, o_fast.data());
+          sh::mix_plain(w.data(), v.rows, hd, n, o_plain.data());
+          CHECK(std::memcmp(o_fast.data(), o_plain.data(), hd * sizeof(float)) == 0);
+          // And the plain twin against a double-precision sum (|error| bound:
+          // hd (or n) roundings of at most one ulp of the running magnitude).
+          double ref = 0, mag = 0;
+          for (size_t d = 0; d < hd; ++d) {
+            ref += double(q[d]) * double(k.rows.at(n - 1, d));
+            mag += std::abs(double(q[d]) * double(k.rows.at(n - 1, d)));
+          }
+          CHECK(std::abs(double(s_plain[n - 1]) - ref) <= double(hd) * 1.2e-7 * mag + 1e-30);
+        }
+}
