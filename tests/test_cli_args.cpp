@@ -213,6 +213,61 @@ TEST_CASE("jielong info/tokenize/generate on damaged files: exit 1..125 with a m
   std::filesystem::remove(path);
 }
 
+// The model file truncated by someone else while the command generates from
+// its mapping: the lost pages raise SIGBUS, and the command must say so and
+// exit 1, not die silently. The file is truncated 300 ms after the child has
+// it mapped (seen in /proc/<pid>/maps; loading takes milliseconds), while it
+// is generating: 30000 tokens over a growing context take far longer.
+TEST_CASE("jielong generate: a model truncated while mapped ends with a message and exit code 1") {
+  jielong::io::SynthSpec spec;
+  spec.n_embd = 64;
+  spec.n_ff = 128;
+  spec.n_layers = 2;
+  spec.n_heads = 4;
+  spec.n_kv_heads = 2;
+  spec.n_vocab = 300;
+  spec.n_ctx = 32768;
+  const std::string model = temp_path("shrinking.gguf");
+  REQUIRE(jielong::io::write_synth_model(spec, model).is_ok());
+  const std::string out_path = temp_path("shrink-out"), err_path = temp_path("shrink-err");
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (o < 0 || e < 0) _exit(127);
+    dup2(o, 1);
+    dup2(e, 2);
+    alarm(120);
+    static std::string exe = JIELONG_CLI_PATH;
+    std::vector<std::string> args = {exe, "generate", "-m", model, "-p", "a", "-n", "30000", "--temp", "0"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(exe.c_str(), argv.data());
+    _exit(127);
+  }
+  bool mapped = false;
+  const std::string maps = "/proc/" + std::to_string(pid) + "/maps";
+  for (int i = 0; i < 20000 && !mapped; ++i) {
+    mapped = slurp(maps).find(model) != std::string::npos;
+    if (!mapped) usleep(500);
+  }
+  CHECK(mapped);
+  usleep(300 * 1000);
+  REQUIRE(::truncate(model.c_str(), 0) == 0);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  const std::string err = slurp(err_path);
+  CAPTURE(err);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 1);
+  CHECK(err.find("truncated or removed while in use") != std::string::npos);
+  std::filesystem::remove(model);
+  std::filesystem::remove(out_path);
+  std::filesystem::remove(err_path);
+}
+
 #else
 TEST_CASE("jielong command argument checks") { MESSAGE("skipped: the jielong command is not built"); }
 #endif

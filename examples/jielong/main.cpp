@@ -1,7 +1,10 @@
 // jielong: the command-line face of the library, git-style subcommands.
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string_view>
+
+#include <unistd.h>
 
 #include "args.hpp"
 #include "cmd_bench.hpp"
@@ -47,9 +50,25 @@ void print_usage(std::FILE* f) {
   std::fprintf(f, "\n'jielong <command> --help' describes a command's options.\n");
 }
 
+// Model files are memory-mapped: if another process truncates one while we
+// run, reading a lost page raises SIGBUS. The library leaves signals to its
+// host; this host says what happened and exits with an error code instead of
+// dying silently. Only async-signal-safe calls here.
+extern "C" void on_sigbus(int) {
+  static const char msg[] =
+      "jielong: error: a mapped model file was truncated or removed while in use (SIGBUS reading its pages)\n";
+  const ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)ignored;
+  ::_exit(1);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigbus;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGBUS, &sa, nullptr);
   if (argc < 2) {
     print_usage(stderr);
     return 1;
