@@ -392,3 +392,28 @@ TEST_CASE("matmul with an unsupported type or too little scratch fills zeros ins
   MESSAGE("skipped: debug builds assert on contract violations");
 #endif
 }
+
+TEST_CASE("Best's F32 decode rows equal Highway's dot per row, bit for bit") {
+  // The four-row decode kernel must not change a number (greedy texts of tiny
+  // f32 models depend on every rounding): same chunks, same accumulators,
+  // same lane reduction, same leftover loop as Ops<Highway>::dot.
+  SerialExecutor serial;
+  for (size_t cols : {size_t{1}, size_t{15}, size_t{16}, size_t{17}, size_t{63}, size_t{64}, size_t{65}, size_t{172},
+                      size_t{257}, size_t{4097}}) {
+    for (size_t rows : {size_t{1}, size_t{3}, size_t{4}, size_t{5}, size_t{9}}) {
+      CAPTURE(cols);
+      CAPTURE(rows);
+      const auto w = randn(rows * cols, static_cast<uint32_t>(cols * 7 + rows));
+      const auto xs = randn(cols, 3);
+      Misaligned x(cols);
+      std::copy(xs.begin(), xs.end(), x.data());
+      const k::WeightView view{DType::F32, w.data(), rows, cols, cols * sizeof(float)};
+      std::vector<float> y(rows);
+      k::matvec<k::Best>(view, x.data(), y.data(), {}, serial);
+      for (size_t r = 0; r < rows; ++r) {
+        const float expect = k::Ops<k::Highway>::dot(x.data(), w.data() + r * cols, cols);
+        CHECK(std::memcmp(&y[r], &expect, sizeof(float)) == 0);
+      }
+    }
+  }
+}

@@ -4,6 +4,7 @@
 // blocks of 8 and tails), strides wider than a head, and unaligned rows.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -74,4 +75,42 @@ TEST_CASE("small-head scores and mix equal their plain twins bit for bit") {
           }
           CHECK(std::abs(double(s_plain[n - 1]) - ref) <= double(hd) * 1.2e-7 * mag + 1e-30);
         }
+}
+
+TEST_CASE("mixing several small heads at once equals mixing each alone") {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  for (bool f16 : {false, true})
+    for (size_t n_heads : {size_t{1}, size_t{3}, size_t{8}, size_t{16}, size_t{17}})
+      for (size_t n : {size_t{1}, size_t{9}, size_t{130}}) {
+        CAPTURE(f16);
+        CAPTURE(n_heads);
+        CAPTURE(n);
+        const size_t hd = 8, n_kv = 4, row_elems = n_kv * hd;
+        std::vector<Cache> caches;  // head h reads kv head h % n_kv of its own cache
+        std::vector<std::vector<float>> w(n_heads, std::vector<float>(n));
+        std::vector<std::vector<float>> got(n_heads, std::vector<float>(hd)), want(n_heads, std::vector<float>(hd));
+        std::vector<const float*> wp;
+        std::vector<sh::Rows> v;
+        std::vector<float*> op;
+        for (size_t h = 0; h < n_heads; ++h) {
+          caches.push_back(make_cache(n, row_elems, (h % n_kv) * hd, f16, h % 2 == 1, rng));
+          for (float& x : w[h]) x = std::abs(dist(rng));
+        }
+        for (size_t h = 0; h < n_heads; ++h) {
+          wp.push_back(w[h].data());
+          v.push_back(caches[h].rows);
+          op.push_back(got[h].data());
+        }
+        {  // mix_heads takes at most kMaxHeads; larger groups go in chunks
+          for (size_t c = 0; c < n_heads; c += sh::kMaxHeads) {
+            const size_t m = std::min(sh::kMaxHeads, n_heads - c);
+            sh::mix_heads(wp.data() + c, v.data() + c, m, hd, n, op.data() + c);
+          }
+        }
+        for (size_t h = 0; h < n_heads; ++h) {
+          sh::mix_plain(w[h].data(), v[h], hd, n, want[h].data());
+          CHECK(std::memcmp(got[h].data(), want[h].data(), hd * sizeof(float)) == 0);
+        }
+      }
 }

@@ -14,6 +14,7 @@
 
 #include "jielong/core/half.hpp"
 #include "jielong/kernels/backend.hpp"
+#include "jielong/kernels/small_heads.hpp"
 #include "jielong/kernels/block_dot.hpp"
 #include "jielong/kernels/scalar.hpp"
 
@@ -70,7 +71,10 @@ struct Ops<Highway> {
     namespace hn = hwy_detail::hn;
     float s = hwy_detail::dot_impl(a, n, [b](auto d, size_t i) { return hn::LoadU(d, b + i); });
     const size_t done = n - n % hn::Lanes(hn::ScalableTag<float>());
-    for (size_t i = done; i < n; ++i) s += a[i] * b[i];
+    // Rounded products, not fused: the order and rounding of short dots
+    // (attention heads of tiny models) decide near-ties in greedy texts, so
+    // they are spelled out rather than left to the compiler's contraction.
+    for (size_t i = done; i < n; ++i) s += small_heads::rounded_product(a[i], b[i]);
     return s;
   }
   static float dot_f16(const float* a, const uint16_t* b, size_t n) noexcept {

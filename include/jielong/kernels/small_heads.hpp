@@ -27,6 +27,9 @@
 
 namespace jielong::kernels::small_heads {
 
+// Most heads mix_heads takes in one call.
+inline constexpr size_t kMaxHeads = 16;
+
 // A head's slice of cache row j: `base + j * stride` bytes, hd elements of
 // f32 or (f16 == true) binary16.
 struct Rows {
@@ -112,6 +115,18 @@ inline void mix_hd8(const float* w, Rows v, size_t n, float* out) noexcept {
   for (size_t j = 0; j < n; ++j) acc = _mm256_fmadd_ps(_mm256_set1_ps(w[j]), detail::load8(v.base + j * v.stride, v.f16), acc);
   _mm256_storeu_ps(out, acc);
 }
+
+// mix_hd8 for several heads at once (up to kMaxHeads): the same sum per head,
+// but the heads' independent chains of multiply-adds interleave instead of
+// each waiting on its own previous add.
+inline void mix_heads_hd8(const float* const* w, const Rows* v, size_t n_heads, size_t n, float* const* out) noexcept {
+  __m256 acc[kMaxHeads];
+  for (size_t h = 0; h < n_heads; ++h) acc[h] = _mm256_setzero_ps();
+  for (size_t j = 0; j < n; ++j)
+    for (size_t h = 0; h < n_heads; ++h)
+      acc[h] = _mm256_fmadd_ps(_mm256_set1_ps(w[h][j]), detail::load8(v[h].base + j * v[h].stride, v[h].f16), acc[h]);
+  for (size_t h = 0; h < n_heads; ++h) _mm256_storeu_ps(out[h], acc[h]);
+}
 #endif
 
 // The fast path where there is one (head_dim 8 on AVX2 + F16C + FMA), else the plain loop.
@@ -126,6 +141,14 @@ inline void mix(const float* w, Rows v, size_t hd, size_t n, float* out) noexcep
   if (hd == 8) return mix_hd8(w, v, n, out);
 #endif
   mix_plain(w, v, hd, n, out);
+}
+// mix for n_heads heads; each out[h] is what mix(w[h], v[h], ...) writes.
+inline void mix_heads(const float* const* w, const Rows* v, size_t n_heads, size_t hd, size_t n,
+                      float* const* out) noexcept {
+#ifdef JIELONG_SMALL_HEADS_AVX2
+  if (hd == 8 && n_heads <= kMaxHeads) return mix_heads_hd8(w, v, n_heads, n, out);
+#endif
+  for (size_t h = 0; h < n_heads; ++h) mix(w[h], v[h], hd, n, out[h]);
 }
 
 }  // namespace jielong::kernels::small_heads

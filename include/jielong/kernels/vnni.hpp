@@ -26,6 +26,7 @@
 #include "jielong/kernels/backend.hpp"
 #include "jielong/kernels/block_dot.hpp"
 #include "jielong/kernels/highway.hpp"
+#include "jielong/kernels/small_heads.hpp"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
 #define JIELONG_HAVE_AVX512_VNNI 1
@@ -527,6 +528,60 @@ inline void rows_dot_fused(const WeightView& w, size_t r0, size_t r1, const void
   }
 }
 
+// Decode (one token) for F32 weights, four rows at a time: each x vector is
+// loaded once for four rows, and there is one call per four rows instead of
+// a dispatched dot per row (for small models that overhead is most of the
+// time). Each row's arithmetic is exactly Ops<Highway>::dot's: four
+// accumulators over 64-element chunks, 16-element chunks into the first,
+// (s0+s1)+(s2+s3), the same lane reduction, then the leftover elements one
+// rounded product at a time — so the numbers are identical to the per-row
+// path (tests/test_kernels.cpp checks it bit for bit).
+template <int R>
+inline void f32_rows_decode(const float* const* w, const float* x, size_t cols, float* out) noexcept {
+  __m512 s[R][4];
+  JIELONG_UNROLL
+  for (int r = 0; r < R; ++r)
+    JIELONG_UNROLL
+    for (int k = 0; k < 4; ++k) s[r][k] = _mm512_setzero_ps();
+  size_t i = 0;
+  for (; i + 64 <= cols; i += 64) {
+    const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+    const __m512 x2 = _mm512_loadu_ps(x + i + 32), x3 = _mm512_loadu_ps(x + i + 48);
+    JIELONG_UNROLL
+    for (int r = 0; r < R; ++r) {
+      s[r][0] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(w[r] + i), s[r][0]);
+      s[r][1] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(w[r] + i + 16), s[r][1]);
+      s[r][2] = _mm512_fmadd_ps(x2, _mm512_loadu_ps(w[r] + i + 32), s[r][2]);
+      s[r][3] = _mm512_fmadd_ps(x3, _mm512_loadu_ps(w[r] + i + 48), s[r][3]);
+    }
+  }
+  for (; i + 16 <= cols; i += 16) {
+    const __m512 x0 = _mm512_loadu_ps(x + i);
+    JIELONG_UNROLL
+    for (int r = 0; r < R; ++r) s[r][0] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(w[r] + i), s[r][0]);
+  }
+  JIELONG_UNROLL
+  for (int r = 0; r < R; ++r) {
+    const __m512 sum = _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), _mm512_add_ps(s[r][2], s[r][3]));
+    float acc = _mm512_reduce_add_ps(sum);
+    for (size_t j = i; j < cols; ++j) acc += small_heads::rounded_product(x[j], w[r][j]);
+    out[r] = acc;
+  }
+}
+
+inline void f32_decode(const WeightView& w, size_t r0, size_t r1, const float* x, float* y) noexcept {
+  size_t r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const float* rows[4] = {static_cast<const float*>(w.row(r)), static_cast<const float*>(w.row(r + 1)),
+                            static_cast<const float*>(w.row(r + 2)), static_cast<const float*>(w.row(r + 3))};
+    f32_rows_decode<4>(rows, x, w.cols, y + r);
+  }
+  for (; r < r1; ++r) {
+    const float* row = static_cast<const float*>(w.row(r));
+    f32_rows_decode<1>(&row, x, w.cols, y + r);
+  }
+}
+
 }  // namespace vnni_detail
 
 template <>
@@ -562,6 +617,8 @@ struct Ops<Avx512Vnni> : Ops<Highway> {
       case DType::BF16:
         // Decode streams one row at a time (Highway's dot reaches the read
         // bandwidth); prefill reuses each loaded vector across a 4x4 tile.
+        if (n_tokens == 1 && w.type == DType::F32)
+          return f32_decode(w, r0, r1, static_cast<const float*>(act), y);
         if (n_tokens < 4) return Ops<Highway>::rows_dot(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
         if (w.type == DType::F32) return rows_dot_fused<DType::F32, 4, 4>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
         if (w.type == DType::F16) return rows_dot_fused<DType::F16, 4, 4>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);

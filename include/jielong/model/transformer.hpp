@@ -200,14 +200,15 @@ class Transformer {
     const bool f16 = kv_.type() == KvType::f16;
     // Heads are independent, so any split gives the same bits; split only
     // when a head has enough work to pay for handing it to another thread.
-    const size_t grain = n_pos * hd >= 4096 ? 1 : hp_.n_heads;
+    // Small heads stay in halves at most: their values are mixed for all
+    // heads of a task together.
+    const size_t grain = n_pos * hd < 4096 ? hp_.n_heads : hd < 16 ? (hp_.n_heads + 1) / 2 : 1;
     parallel_for(ex_, hp_.n_heads, grain, [&](size_t h0, size_t h1) {
       for (size_t h = h0; h < h1; ++h) {
-        const size_t kvh = h / group;
+        const size_t off = (h / group) * hd;                 // this head's kv slice of a cache row
         const float* qh = q + h * hd;
         float* scores = s_.scores + h * n_ctx;               // [n_pos]
-        const size_t off = kvh * hd;                         // this kv head's slice of a cache row
-        // scores[j] = q·K[j] / √head_dim for every cached position.
+        // scores[j] = softmax_j(q·K[j] / √head_dim) over every cached position.
         if (hd < 16)
           small_head_scores(qh, l, off, hd, n_pos, f16, scores);
         else
@@ -215,14 +216,12 @@ class Transformer {
         kernels::scale<B>(scores, scale, n_pos);
         kernels::softmax<B>(scores, n_pos);
         if (f16) round_to_f16(scores, n_pos);
-        float* oh = out + h * hd;                            // [head_dim]
-        if (hd < 16) {
-          small_head_mix(scores, l, off, hd, n_pos, f16, oh);
-        } else {
-          std::fill(oh, oh + hd, 0.0f);
-          for (size_t j = 0; j < n_pos; ++j) head_axpy(scores[j], kv_.v_row(l, j), off, oh, hd, f16);
-        }
+        if (hd < 16) continue;                               // small heads mix together below
+        float* oh = out + h * hd;                            // [head_dim] = Σ_j scores[j]·V[j]
+        std::fill(oh, oh + hd, 0.0f);
+        for (size_t j = 0; j < n_pos; ++j) head_axpy(scores[j], kv_.v_row(l, j), off, oh, hd, f16);
       }
+      if (hd < 16) small_heads_mix(l, h0, h1, group, n_ctx, n_pos, f16, out);
     });
   }
 
@@ -253,13 +252,28 @@ class Transformer {
     else
       kernels::small_heads::scores(q, k, hd, n_pos, scores);
   }
-  void small_head_mix(const float* w, size_t l, size_t off, size_t hd, size_t n_pos, bool f16,
-                      float* out) const noexcept {
-    const auto v = head_rows(kv_.v_row(l, 0), off, f16);
-    if constexpr (std::is_same_v<B, kernels::Scalar>)
-      kernels::small_heads::mix_plain(w, v, hd, n_pos, out);
-    else
-      kernels::small_heads::mix(w, v, hd, n_pos, out);
+  // out[h] = Σ_j scores_h[j]·V[j] for the heads [h0, h1), in chunks of
+  // kernels::small_heads::kMaxHeads.
+  void small_heads_mix(size_t l, size_t h0, size_t h1, size_t group, size_t n_ctx, size_t n_pos, bool f16,
+                       float* out) const noexcept {
+    namespace sh = kernels::small_heads;
+    const size_t hd = hp_.head_dim;
+    for (size_t c0 = h0; c0 < h1; c0 += sh::kMaxHeads) {
+      const size_t nh = std::min(sh::kMaxHeads, h1 - c0);
+      const float* w[sh::kMaxHeads];
+      sh::Rows v[sh::kMaxHeads];
+      float* o[sh::kMaxHeads];
+      for (size_t i = 0; i < nh; ++i) {
+        const size_t h = c0 + i;
+        w[i] = s_.scores + h * n_ctx;
+        v[i] = head_rows(kv_.v_row(l, 0), (h / group) * hd, f16);
+        o[i] = out + h * hd;
+      }
+      if constexpr (std::is_same_v<B, kernels::Scalar>)
+        for (size_t i = 0; i < nh; ++i) sh::mix_plain(w[i], v[i], hd, n_pos, o[i]);
+      else
+        sh::mix_heads(w, v, nh, hd, n_pos, o);
+    }
   }
 
   // SwiGLU feed-forward (Shazeer 2020): W_down · (silu(W_gate·x) ⊙ W_up·x).
