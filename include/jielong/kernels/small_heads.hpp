@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "jielong/core/half.hpp"
 
@@ -36,9 +37,16 @@ struct Rows {
   const std::byte* base;
   size_t stride;  // bytes from one position to the next
   bool f16;
-  float at(size_t j, size_t d) const noexcept {
+  float at(size_t j, size_t d) const noexcept {  // memcpy: rows need no alignment
     const std::byte* p = base + j * stride;
-    return f16 ? fp16_to_f32(reinterpret_cast<const uint16_t*>(p)[d]) : reinterpret_cast<const float*>(p)[d];
+    if (f16) {
+      uint16_t h;
+      std::memcpy(&h, p + 2 * d, 2);
+      return fp16_to_f32(h);
+    }
+    float x;
+    std::memcpy(&x, p + 4 * d, 4);
+    return x;
   }
 };
 
