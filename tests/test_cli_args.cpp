@@ -41,10 +41,10 @@ struct Outcome {
   std::string out, err;
 };
 
-// Runs the command with exactly these arguments (no shell), killed after
+// Starts the command with exactly these arguments (no shell), killed after
 // `seconds`. Output goes through files so that a large output cannot block it.
-Outcome run_cli(const std::vector<std::string>& args, unsigned seconds = 60) {
-  const std::string out_path = temp_path("out"), err_path = temp_path("err");
+pid_t start_cli(const std::vector<std::string>& args, unsigned seconds, const std::string& out_path,
+                const std::string& err_path) {
   const pid_t pid = fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
@@ -63,6 +63,11 @@ Outcome run_cli(const std::vector<std::string>& args, unsigned seconds = 60) {
     execv(exe.c_str(), argv.data());
     _exit(127);
   }
+  return pid;
+}
+
+// Waits for a started command and collects what it wrote.
+Outcome finish_cli(pid_t pid, const std::string& out_path, const std::string& err_path) {
   int status = 0;
   REQUIRE(waitpid(pid, &status, 0) == pid);
   Outcome r;
@@ -73,6 +78,11 @@ Outcome run_cli(const std::vector<std::string>& args, unsigned seconds = 60) {
   std::filesystem::remove(out_path);
   std::filesystem::remove(err_path);
   return r;
+}
+
+Outcome run_cli(const std::vector<std::string>& args, unsigned seconds = 60) {
+  const std::string out_path = temp_path("out"), err_path = temp_path("err");
+  return finish_cli(start_cli(args, seconds, out_path, err_path), out_path, err_path);
 }
 
 // A tiny model with a byte-level vocabulary and a 32-token context.
@@ -230,23 +240,7 @@ TEST_CASE("jielong generate: a model truncated while mapped ends with a message 
   const std::string model = temp_path("shrinking.gguf");
   REQUIRE(jielong::io::write_synth_model(spec, model).is_ok());
   const std::string out_path = temp_path("shrink-out"), err_path = temp_path("shrink-err");
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    const int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (o < 0 || e < 0) _exit(127);
-    dup2(o, 1);
-    dup2(e, 2);
-    alarm(120);
-    static std::string exe = JIELONG_CLI_PATH;
-    std::vector<std::string> args = {exe, "generate", "-m", model, "-p", "a", "-n", "30000", "--temp", "0"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(exe.c_str(), argv.data());
-    _exit(127);
-  }
+  const pid_t pid = start_cli({"generate", "-m", model, "-p", "a", "-n", "30000", "--temp", "0"}, 120, out_path, err_path);
   bool mapped = false;
   const std::string maps = "/proc/" + std::to_string(pid) + "/maps";
   for (int i = 0; i < 20000 && !mapped; ++i) {
@@ -256,16 +250,12 @@ TEST_CASE("jielong generate: a model truncated while mapped ends with a message 
   CHECK(mapped);
   usleep(300 * 1000);
   REQUIRE(::truncate(model.c_str(), 0) == 0);
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  const std::string err = slurp(err_path);
-  CAPTURE(err);
-  REQUIRE(WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 1);
-  CHECK(err.find("truncated or removed while in use") != std::string::npos);
+  const Outcome r = finish_cli(pid, out_path, err_path);
+  CAPTURE(r.err);
+  REQUIRE(r.exited);
+  CHECK(r.code == 1);
+  CHECK(r.err.find("truncated or removed while in use") != std::string::npos);
   std::filesystem::remove(model);
-  std::filesystem::remove(out_path);
-  std::filesystem::remove(err_path);
 }
 
 #else
