@@ -26,8 +26,15 @@ inline float stream_sum(const float* p, size_t n) noexcept {
     a6 = _mm512_add_ps(a6, _mm512_load_ps(p + i + 96));
     a7 = _mm512_add_ps(a7, _mm512_load_ps(p + i + 112));
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                                            _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7))));
+  const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                                 _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+  // Lane sum through memory: g++ 12's _mm512_reduce_add_ps trips
+  // -Wmaybe-uninitialized inside its own header, and this runs once per call.
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, s);
+  float sum = 0.0f;
+  for (float x : lanes) sum += x;
+  return sum;
 #else
   float a[8] = {};
   for (size_t i = 0; i < n; i += 8)
