@@ -121,7 +121,8 @@ BENCHMARK(BM_advance_slices)
 
 // Time from cancel() to the prefill (batches of 64) returning
 // Code::cancelled, against one layer's share of a decode step and of a
-// 64-token prefill batch (the unit a cancel waits for is one parallel loop).
+// 64-token prefill batch (a cancel waits for one parallel task or one
+// token's attention).
 void BM_cancel_latency(benchmark::State& state) {
   const run::LoadedModel* lm = sm135();
   if (!lm) {

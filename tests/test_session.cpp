@@ -192,6 +192,32 @@ TEST_CASE("context shift keeps the first n_keep tokens and recomputes the tail")
   CHECK(max_diff(s->logits(), fresh.logits()) < 1e-5);
 }
 
+TEST_CASE("a cancel during a context shift leaves a shorter but consistent session") {
+  const auto m = synth_model();
+  run::SessionOptions so;
+  so.n_ctx = 16;
+  so.context_shift = true;
+  so.n_keep = 2;
+  auto s = run::Session::create(m, so);
+  REQUIRE(s.ok());
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 16; ++i) ids.push_back(i + 1);
+  REQUIRE(s->prefill(ids).is_ok());
+  s->cancel();  // no call running: the next one is cancelled, inside its shift
+  const Status st = s->append(50);
+  CHECK(st.code() == Code::cancelled);
+  CHECK(st.message().find("context shift") != std::string::npos);
+  // The dropped tokens cannot come back; what is left is the kept prefix,
+  // whose cache rows are intact.
+  REQUIRE(s->position() == 2);
+  CHECK(s->tokens()[0] == 1);
+  CHECK(s->tokens()[1] == 2);
+  REQUIRE(s->append(50).is_ok());
+  run::Session fresh = make(m);
+  REQUIRE(fresh.prefill(std::vector<int32_t>{1, 2, 50}).is_ok());
+  CHECK(max_diff(s->logits(), fresh.logits()) < 1e-5);
+}
+
 TEST_CASE("step samples greedily by default and appends") {
   const auto m = synth_model();
   run::Session s = make(m);

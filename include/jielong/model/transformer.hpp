@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -81,8 +82,12 @@ enum class LogitsFor { none, last, all };
 template <class B>
 class Transformer {
  public:
-  Transformer(const Model& m, KvCache& kv, Scratch& s, Executor& ex) noexcept
-      : m_(m), hp_(m.hparams()), w_(m.weights()), kv_(kv), s_(s), ex_(ex) {}
+  // `stop`, if given, is looked at before each layer and each token's
+  // attention: once it is set the pass returns early and its outputs (logits,
+  // this batch's cache rows) are garbage, for the caller to discard.
+  Transformer(const Model& m, KvCache& kv, Scratch& s, Executor& ex,
+              const std::atomic<bool>* stop = nullptr) noexcept
+      : m_(m), hp_(m.hparams()), w_(m.weights()), kv_(kv), s_(s), ex_(ex), stop_(stop) {}
 
   // tokens[n] at positions [pos0, pos0 + n), n <= s.n_batch, pos0 + n <= n_ctx.
   // logits: [vocab] for LogitsFor::last, [n][vocab] for LogitsFor::all.
@@ -90,6 +95,7 @@ class Transformer {
     const size_t d = hp_.n_embd;
     embed(tokens, n, s_.x);
     for (size_t l = 0; l < w_.layers.size(); ++l) {
+      if (stopped()) return;
       const LayerWeights& L = w_.layers[l];
       rmsnorm_rows(s_.xb, s_.x, L.attn_norm, n);             // xb  = RMSNorm(x)
       attention(l, L, n, pos0);                              // xb2 = Attention(xb)
@@ -102,6 +108,8 @@ class Transformer {
   }
 
  private:
+  bool stopped() const noexcept { return stop_ && stop_->load(std::memory_order_relaxed); }
+
   // x[t] = token_embd[tokens[t]], dequantized from whatever format it has.
   void embed(const int32_t* tokens, size_t n, float* x) noexcept {
     for (size_t t = 0; t < n; ++t)
@@ -188,7 +196,7 @@ class Transformer {
     // With an f16 cache, q and the attention weights meet K and V in f16, as
     // ggml computes it: this keeps the logits within ~1e-3 of llama.cpp's.
     if (kv_.type() == KvType::f16) round_to_f16(s_.q, n * q_dim);
-    for (size_t t = 0; t < n; ++t) attend(l, pos0 + t, s_.q + t * q_dim, s_.att_out + t * q_dim);
+    for (size_t t = 0; t < n && !stopped(); ++t) attend(l, pos0 + t, s_.q + t * q_dim, s_.att_out + t * q_dim);
     project(L.wo, s_.att_out, n, s_.xb2);                    // xb2[n][n_embd] = att_out · Woᵀ
   }
 
@@ -303,6 +311,7 @@ class Transformer {
   KvCache& kv_;
   Scratch& s_;
   Executor& ex_;
+  const std::atomic<bool>* stop_;
 };
 
 }  // namespace jielong::model

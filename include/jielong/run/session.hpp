@@ -12,7 +12,9 @@
 // a layer) and resumed on the next call, on a stack of its own, so the
 // numbers are those of `prefill`/`step` whatever the budget. `cancel()` from
 // any thread makes the running call return Code::cancelled within one
-// parallel loop, the session rewound to where that call started.
+// parallel task (a slice of one matmul) or one token's attention, the
+// session rewound to where that call started (a cancel during a context
+// shift keeps the shifted session: the dropped tokens are gone).
 //
 // Do not move a Session while an `advance` slice is suspended (busy()).
 #pragma once
@@ -244,7 +246,7 @@ class Session {
   size_t queued_generate() const noexcept { return n_generate_; }
 
   // Callable from any thread: the running (or, if none, the next) prefill,
-  // step or advance returns Code::cancelled within one parallel loop and the
+  // step or advance returns Code::cancelled within one parallel task and the
   // session is back where that call started (for advance: where the
   // unfinished queue started, or before the token being generated).
   void cancel() noexcept { slicer_->cancel.store(true, std::memory_order_release); }
@@ -372,7 +374,7 @@ class Session {
   }
   template <class B>
   void fwd(const Token* t, size_t n, size_t pos0, float* out, model::LogitsFor which) noexcept {
-    model::Transformer<B>(*model_, kv_, scratch_, slicer_->gate).forward(t, n, pos0, out, which);
+    model::Transformer<B>(*model_, kv_, scratch_, slicer_->gate, &slicer_->cancel).forward(t, n, pos0, out, which);
   }
 
   // Keeps tokens [0, n_keep), drops enough of the oldest after them to fit
@@ -389,9 +391,19 @@ class Session {
     // Move the kept tail's tokens down and recompute them at their new positions.
     std::memmove(tokens_.data() + n_keep, tokens_.data() + start, keep_tail * sizeof(Token));
     tokens_.resize(n_keep + keep_tail);
+    // A cancel here cannot restore the dropped tokens: the session keeps
+    // what was recomputed (the logits of its last token, or, if no batch was
+    // finished, those of the last token before the shift).
     for (size_t i = n_keep; i < tokens_.size(); i += opts_.n_batch) {
       const size_t n = std::min(opts_.n_batch, tokens_.size() - i);
-      run_forward(tokens_.data() + i, n, i, logits_.data(), model::LogitsFor::last);
+      run_forward(tokens_.data() + i, n, i, logits_saved_.data(), model::LogitsFor::last);
+      if (slicer_->cancel.load(std::memory_order_acquire)) {
+        tokens_.resize(i);
+        slicer_->cancel.store(false, std::memory_order_release);
+        return make_error(Code::cancelled, "session: cancelled during a context shift; " + std::to_string(i) +
+                                               " tokens kept");
+      }
+      std::memcpy(logits_.data(), logits_saved_.data(), logits_.size() * sizeof(float));
     }
     return Status::ok();
   }
@@ -409,7 +421,14 @@ class Session {
     size_t concurrency() const noexcept override { return inner->concurrency(); }
     void run(size_t n_tasks, FunctionRef<void(size_t)> task) noexcept override {
       if (sl->cancel.load(std::memory_order_acquire)) return;
-      if (!(sl->in_fiber && sl->use_deadline)) return inner->run(n_tasks, task);
+      if (!(sl->in_fiber && sl->use_deadline)) {
+        // Each task looks at the flag first, so a cancel is seen within one
+        // task (a slice of one matmul), not at the end of the loop.
+        auto guarded = [&](size_t i) {
+          if (!sl->cancel.load(std::memory_order_relaxed)) task(i);
+        };
+        return inner->run(n_tasks, guarded);
+      }
       // Sliced: hand out the tasks a round at a time and check the clock
       // between rounds, so one large matmul can also be paused. Each task
       // writes its own outputs, so the grouping does not change a bit.
