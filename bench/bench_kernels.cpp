@@ -41,7 +41,7 @@ ThreadPool& pool() {
 
 void BM_ReadBandwidth(benchmark::State& state) {
   constexpr size_t kBytes = size_t{1} << 30;
-  AlignedBuffer buf(kBytes);
+  HugePageBuffer buf(kBytes);  // huge pages where the system allows: the limit at its best
   std::memset(buf.data(), 1, kBytes);  // fault every page in before timing
   const size_t n_chunks = 64;        // fixed partition, as the kernels use
   std::vector<float> partial(n_chunks);
@@ -75,7 +75,7 @@ struct BenchMatrix {
     for (size_t r = 0; r < rows; ++r) std::memcpy(bytes.data() + r * rb, pattern.data() + (r % kDistinct) * rb, rb);
     view = k::WeightView{type, bytes.data(), rows, cols, rb};
   }
-  AlignedBuffer bytes;
+  HugePageBuffer bytes;  // as weights read with --no-mmap
   k::WeightView view;
 };
 

@@ -7,13 +7,17 @@
 // `jielong eval --threads 1` and `--threads 2` print the same numbers.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "jielong/io/synth.hpp"
 #include "jielong/run/load.hpp"
 #include "jielong/run/session.hpp"
 #include "jielong/run/session_io.hpp"
@@ -150,6 +154,34 @@ TEST_CASE("stories260K: 1 and 2 threads, sliced and restored give the same bits"
   const Trace ref = run_steps(make(lm->model, 1, model::KvType::f32));
   CHECK(run_steps(make(lm->model, 2, model::KvType::f32), 7) == ref);
   CHECK(run_sliced(make(lm->model, 2, model::KvType::f32), 0ns) == ref);
+}
+
+TEST_CASE("a model read into memory (no_mmap) gives the bits of the mapped file") {
+  // GGUF, 13 MB: read into a huge-page buffer. And, with ../shared, a
+  // llama2.c checkpoint (1 MB: an ordinary aligned buffer).
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("jielong-no-mmap-" + std::to_string(::getpid()) + ".gguf")).string();
+  io::SynthSpec spec;  // 256 wide, 4 layers, f32
+  spec.n_vocab = 300;
+  const Status written = io::write_synth_model(spec, path);
+  REQUIRE_MESSAGE(written.is_ok(), written.to_string());
+  struct Case { std::string model, tok; };
+  std::vector<Case> cases{{path, ""}};
+  const auto bin = test::shared_file("models/stories260K/stories260K.bin");
+  const auto tok = test::shared_file("models/stories260K/tok512.bin");
+  if (bin && tok) cases.push_back({*bin, *tok});
+  for (const Case& c : cases) {
+    CAPTURE(c.model);
+    auto mapped = run::load(c.model, c.tok);
+    run::LoadOptions lo;
+    lo.no_mmap = true;
+    auto copied = run::load(c.model, c.tok, lo);
+    REQUIRE_MESSAGE(mapped.ok(), mapped.status().to_string());
+    REQUIRE_MESSAGE(copied.ok(), copied.status().to_string());
+    CHECK(run_steps(make(copied->model, 1, model::KvType::f32)) ==
+          run_steps(make(mapped->model, 1, model::KvType::f32)));
+  }
+  std::filesystem::remove(path);
 }
 
 #ifdef JIELONG_CLI_PATH

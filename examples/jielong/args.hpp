@@ -15,6 +15,11 @@
 
 namespace jielong::cli {
 
+// The help line of --no-mmap, shared by the commands that load a model.
+inline constexpr const char* kNoMmapHelp =
+    "read the model into memory (huge pages where the system allows) instead of mapping it: slower to load, "
+    "faster to decode";
+
 // What a subcommand receives: its name and the arguments after it.
 struct Args {
   std::string_view command;

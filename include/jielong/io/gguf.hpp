@@ -196,8 +196,8 @@ class GgufFile {
   GgufFile(const GgufFile&) = delete;
   GgufFile& operator=(const GgufFile&) = delete;
 
-  static Result<GgufFile> open(const std::string& path) {
-    JIELONG_ASSIGN_OR_RETURN(MappedFile mf, MappedFile::open(path));
+  static Result<GgufFile> open(const std::string& path, MappedFile::Mode mode = MappedFile::Mode::map_or_read) {
+    JIELONG_ASSIGN_OR_RETURN(MappedFile mf, MappedFile::open(path, mode));
     GgufFile f;
     f.bytes_ = std::span<const std::byte>(mf.data(), mf.size());
     f.file_ = std::move(mf);

@@ -45,17 +45,23 @@ class ModelFile {
   ModelFile(const ModelFile&) = delete;
   ModelFile& operator=(const ModelFile&) = delete;
 
-  static Result<std::shared_ptr<const ModelFile>> open(const std::string& path) {
+  // mode: map the file (default) or read it into memory (MappedFile's notes).
+  static Result<std::shared_ptr<const ModelFile>> open(const std::string& path,
+                                                       MappedFile::Mode mode = MappedFile::Mode::map_or_read) {
     std::shared_ptr<ModelFile> f(new ModelFile());
     f->path_ = path;
-    JIELONG_ASSIGN_OR_RETURN(MappedFile head, MappedFile::open(path));
+    JIELONG_ASSIGN_OR_RETURN(MappedFile head, MappedFile::open(path));  // a look at the magic
     const bool is_gguf = head.size() >= 4 && std::memcmp(head.data(), "GGUF", 4) == 0;
     if (is_gguf) {
       head = MappedFile();
-      JIELONG_ASSIGN_OR_RETURN(GgufFile g, GgufFile::open(path));
+      JIELONG_ASSIGN_OR_RETURN(GgufFile g, GgufFile::open(path, mode));
       f->gguf_ = std::make_unique<GgufFile>(std::move(g));
       JIELONG_TRY(f->bind_gguf());
     } else {
+      if (mode != MappedFile::Mode::map_or_read) {
+        head = MappedFile();
+        JIELONG_ASSIGN_OR_RETURN(head, MappedFile::open(path, mode));
+      }
       f->file_ = std::move(head);
       JIELONG_TRY(f->read_llama2c());
     }

@@ -21,11 +21,20 @@ struct LoadedModel {
   std::shared_ptr<const text::Tokenizer> tokenizer;  // null when none is available
 };
 
+struct LoadOptions {
+  // Read the weights into memory instead of mapping the file: slower to load
+  // (a copy of the file) and not shared with other processes, but on Linux
+  // the copy sits in huge pages, which decodes faster (bench/README.md).
+  bool no_mmap = false;
+};
+
 // model_path: .gguf or a llama2.c v0 .bin. tokenizer_path: a llama2.c
 // tokenizer.bin (required for .bin; for GGUF it replaces the file's vocabulary).
-inline Result<LoadedModel> load(const std::string& model_path, const std::string& tokenizer_path = {}) {
+inline Result<LoadedModel> load(const std::string& model_path, const std::string& tokenizer_path = {},
+                                const LoadOptions& opts = {}) {
   LoadedModel lm;
-  JIELONG_ASSIGN_OR_RETURN(std::shared_ptr<const io::ModelFile> file, io::ModelFile::open(model_path));
+  const MappedFile::Mode mode = opts.no_mmap ? MappedFile::Mode::read_only_copy : MappedFile::Mode::map_or_read;
+  JIELONG_ASSIGN_OR_RETURN(std::shared_ptr<const io::ModelFile> file, io::ModelFile::open(model_path, mode));
   JIELONG_ASSIGN_OR_RETURN(lm.model, model::Model::bind<io::ModelFile>(file, file->hparams(), model_path));
   const io::GgufFile* gguf = file->gguf();
   if (tokenizer_path.empty() && gguf && gguf->find("tokenizer.ggml.model")) {
