@@ -9,7 +9,9 @@ sm135 Q8_0 for the SIMD gain, and prints a Markdown table with the llama.cpp
 figures of BENCH.md beside ours (parsed from that file when it is there).
 
 usage: bench/engine_table.py [--jielong build/jielong] [--dir /tmp/jielong-bench]
-                             [--shared ../shared] [--reps 3] [--only sm135,tl1b]
+                             [--shared ../shared] [--reps 3] [--only sm135,tl1b] [--no-mmap]
+
+--no-mmap reads the weights into huge pages instead of mapping the file.
 """
 import argparse
 import json
@@ -58,11 +60,14 @@ def main():
     ap.add_argument("--shared", default=os.environ.get("JIELONG_SHARED", "../shared"))
     ap.add_argument("--reps", default="3")
     ap.add_argument("--only", default="sm135,tl1b")
+    ap.add_argument("--no-mmap", action="store_true")
     a = ap.parse_args()
+    load = ["--no-mmap"] if a.no_mmap else []
     os.makedirs(a.dir, exist_ok=True)
     ref = llamacpp_figures(os.path.join(a.shared, "docs", "BENCH.md"))
     with open("/proc/loadavg", encoding="ascii") as f:
         print(f"loadavg at start: {f.read().split()[0]}", file=sys.stderr)
+    print(f"weights: {'read into huge pages (--no-mmap)' if a.no_mmap else 'mapped from the file'}\n")
 
     rows = []
     for shape in a.only.split(","):
@@ -71,7 +76,7 @@ def main():
             if not os.path.exists(path):
                 subprocess.run([a.jielong, "synth"] + SHAPES[shape] + ["--type", t, "-o", path], check=True,
                                capture_output=True)
-            res = bench(a.jielong, path, ["-p", "128", "-n", "32", "-t", "1,2", "-r", a.reps, "--bandwidth"])
+            res = bench(a.jielong, path, ["-p", "128", "-n", "32", "-t", "1,2", "-r", a.reps, "--bandwidth"] + load)
             for threads in (1, 2):
                 pp = next(x for x in res if x["n_threads"] == threads and x["n_prompt"] > 0)
                 tg = next(x for x in res if x["n_threads"] == threads and x["n_gen"] > 0)
@@ -92,15 +97,15 @@ def main():
     stories = os.path.join(a.shared, "models", "stories260K", "stories260K.gguf")
     if os.path.exists(stories):
         for threads in ("1", "2"):
-            res = bench(a.jielong, stories, ["-p", "128", "-n", "256", "-t", threads, "-r", "10", "--kv", "f32"])
+            res = bench(a.jielong, stories, ["-p", "128", "-n", "256", "-t", threads, "-r", "10", "--kv", "f32"] + load)
             pp = next(x for x in res if x["n_prompt"] > 0)
             tg = next(x for x in res if x["n_gen"] > 0)
             print(f"\nstories260K, {threads} thread(s), f32 KV: pp128 {pp['avg_ts']:.0f} ± {pp['stddev_ts']:.0f} t/s, "
                   f"tg256 {tg['avg_ts']:.0f} ± {tg['stddev_ts']:.0f} t/s")
     q8 = os.path.join(a.dir, "sm135-q8_0.gguf")
     if os.path.exists(q8):
-        sc = bench(a.jielong, q8, ["-p", "0", "-n", "8", "-t", "1", "-r", "1", "--backend", "scalar"])[0]
-        be = bench(a.jielong, q8, ["-p", "0", "-n", "8", "-t", "1", "-r", "3"])[0]
+        sc = bench(a.jielong, q8, ["-p", "0", "-n", "8", "-t", "1", "-r", "1", "--backend", "scalar"] + load)[0]
+        be = bench(a.jielong, q8, ["-p", "0", "-n", "8", "-t", "1", "-r", "3"] + load)[0]
         print(f"\nsm135 Q8_0 tg8, 1 thread: scalar {sc['avg_ts']:.2f} t/s, best {be['avg_ts']:.2f} t/s "
               f"(SIMD gain {be['avg_ts'] / sc['avg_ts']:.1f}x)")
     with open("/proc/loadavg", encoding="ascii") as f:

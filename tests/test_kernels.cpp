@@ -3,6 +3,7 @@
 // the dequantize-then-f32 definition.
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <thread>
 #include <vector>
@@ -416,4 +417,51 @@ TEST_CASE("Best's F32 decode rows equal Highway's dot per row, bit for bit") {
       }
     }
   }
+}
+
+TEST_CASE_TEMPLATE("the 8-bit activations of every backend are the plain loop's bytes", B, BACKENDS) {
+  // Hand-picked blocks where rounding and special values decide: amax 127
+  // makes the scale exactly 1, so x.5 values are exact ties (std::round goes
+  // away from zero), plus NaN (skipped, quantized to 0), infinities (scale
+  // 0: every quant 0), an all-zero block, negative zeros and subnormals;
+  // then random blocks of mixed magnitudes.
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> x;
+  auto block = [&](std::initializer_list<float> head, float fill) {
+    size_t i = 0;
+    for (float v : head) x.push_back(v), ++i;
+    for (; i < 32; ++i) x.push_back(fill);
+  };
+  block({127.0f, 0.5f, -0.5f, 1.5f, -1.5f, 2.5f, -2.5f, 126.5f, -126.5f, 0.49999997f, -0.49999997f}, 3.5f);
+  block({-127.0f, nan, 64.5f, -64.5f, nan, 1e-40f, -1e-40f, -0.0f}, -7.5f);
+  block({inf, 1.0f, -2.0f}, 0.25f);
+  block({-inf, inf, nan}, 1.0f);
+  block({}, 0.0f);
+  block({}, -0.0f);
+  block({1e-42f, -3e-42f}, 2e-43f);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int b = 0; b < 64; ++b) {
+    const float scale = std::ldexp(1.0f, static_cast<int>(rng() % 40) - 20);
+    for (int j = 0; j < 32; ++j) x.push_back(nd(rng) * scale);
+  }
+  const size_t n = x.size();
+  std::vector<k::ActQ8> plain(n / 32), got(n / 32);
+  k::quantize_act_q8(x.data(), plain.data(), n);
+  k::quantize_act<B>(k::ActKind::q8, x.data(), got.data(), n);
+  for (size_t i = 0; i < n / 32; ++i) {
+    CAPTURE(i);
+    CHECK(std::memcmp(&plain[i], &got[i], sizeof(k::ActQ8)) == 0);
+  }
+  // The ties themselves, against hand-rounded values: 0.5 → 1, -0.5 → -1,
+  // 1.5 → 2, 2.5 → 3, 126.5 → 127, 0.49999997 → 0; NaN → 0.
+  CHECK(plain[0].qs[1] == 1);
+  CHECK(plain[0].qs[2] == -1);
+  CHECK(plain[0].qs[3] == 2);
+  CHECK(plain[0].qs[5] == 3);
+  CHECK(plain[0].qs[6] == -3);
+  CHECK(plain[0].qs[7] == 127);
+  CHECK(plain[0].qs[9] == 0);
+  CHECK(plain[1].qs[1] == 0);
+  CHECK(plain[3].qs[3] == 0);
 }

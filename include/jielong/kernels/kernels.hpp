@@ -190,7 +190,7 @@ void matmul(const WeightView& w, const float* x, size_t n_tokens, float* y, std:
     std::byte* base = detail::align64(scratch.data());
     act_stride = act_row_bytes(kind, w.cols);
     parallel_for(ex, n_tokens, 8, [&](size_t t0, size_t t1) {
-      for (size_t t = t0; t < t1; ++t) quantize_act(kind, x + t * w.cols, base + t * act_stride, w.cols);
+      for (size_t t = t0; t < t1; ++t) quantize_act<B>(kind, x + t * w.cols, base + t * act_stride, w.cols);
     });
     act = base;
   }

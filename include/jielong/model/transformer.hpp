@@ -158,7 +158,7 @@ class Transformer {
       std::byte* base = kernels::detail::align64(s_.act.data());
       act_stride = kernels::act_row_bytes(kind, cols);
       parallel_for(ex_, n, 8, [&](size_t t0, size_t t1) {
-        for (size_t t = t0; t < t1; ++t) kernels::quantize_act(kind, x + t * cols, base + t * act_stride, cols);
+        for (size_t t = t0; t < t1; ++t) kernels::quantize_act<B>(kind, x + t * cols, base + t * act_stride, cols);
       });
       act = base;
     }
