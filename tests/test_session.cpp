@@ -167,17 +167,23 @@ TEST_CASE("over-long input is a clear error and changes nothing") {
   CHECK(!empty.step().ok());
 }
 
-TEST_CASE("context shift keeps the first n_keep tokens and recomputes the tail") {
-  const auto m = synth_model();
+// A 16-position session with context shift (n_keep 2), filled with tokens 1..16.
+static Result<run::Session> full_shifting_session(std::shared_ptr<const model::Model> m) {
   run::SessionOptions so;
   so.n_ctx = 16;
   so.context_shift = true;
   so.n_keep = 2;
-  auto s = run::Session::create(m, so);
+  auto s = run::Session::create(std::move(m), so);
   REQUIRE(s.ok());
   std::vector<int32_t> ids;
   for (int i = 0; i < 16; ++i) ids.push_back(i + 1);
   REQUIRE(s->prefill(ids).is_ok());
+  return s;
+}
+
+TEST_CASE("context shift keeps the first n_keep tokens and recomputes the tail") {
+  const auto m = synth_model();
+  auto s = full_shifting_session(m);
   REQUIRE(s->append(50).is_ok());  // full: shift
   CHECK(s->position() <= 16);
   const auto toks = s->tokens();
@@ -194,15 +200,7 @@ TEST_CASE("context shift keeps the first n_keep tokens and recomputes the tail")
 
 TEST_CASE("a cancel during a context shift leaves a shorter but consistent session") {
   const auto m = synth_model();
-  run::SessionOptions so;
-  so.n_ctx = 16;
-  so.context_shift = true;
-  so.n_keep = 2;
-  auto s = run::Session::create(m, so);
-  REQUIRE(s.ok());
-  std::vector<int32_t> ids;
-  for (int i = 0; i < 16; ++i) ids.push_back(i + 1);
-  REQUIRE(s->prefill(ids).is_ok());
+  auto s = full_shifting_session(m);
   s->cancel();  // no call running: the next one is cancelled, inside its shift
   const Status st = s->append(50);
   CHECK(st.code() == Code::cancelled);
