@@ -125,6 +125,32 @@ TEST_CASE("C API: load, tokenize, prefill, step match the C++ session bit for bi
   CHECK(jl_model_load("/nonexistent.gguf", nullptr, &missing) != JL_OK);
   CHECK(missing == nullptr);
   CHECK(std::string(jl_last_error()).find("/nonexistent.gguf") != std::string::npos);
+  // Read into memory: the same model (the same logits after the same prompt).
+  jl_model* copied = nullptr;
+  CHECK(jl_model_load_ex(model_path().c_str(), nullptr, 2, &copied) == JL_INVALID_ARGUMENT);
+  CHECK(std::string(jl_last_error()).find("unknown flags 2") != std::string::npos);
+  REQUIRE(jl_model_load_ex(model_path().c_str(), nullptr, JL_LOAD_NO_MMAP, &copied) == JL_OK);
+  {
+    jl_session* a = nullptr;
+    jl_session* b = nullptr;
+    const jl_session_params dp = jl_session_default_params();
+    REQUIRE(jl_session_new(m, &dp, &a) == JL_OK);
+    REQUIRE(jl_session_new(copied, &dp, &b) == JL_OK);
+    const int32_t prompt[3] = {1, 2, 3};
+    REQUIRE(jl_prefill(a, prompt, 3) == JL_OK);
+    REQUIRE(jl_prefill(b, prompt, 3) == JL_OK);
+    size_t na = 0, nb = 0;
+    const float* la = jl_session_logits(a, &na);
+    const float* lb = jl_session_logits(b, &nb);
+    REQUIRE(la != nullptr);
+    REQUIRE(lb != nullptr);
+    REQUIRE(na == static_cast<size_t>(jl_model_n_vocab(m)));
+    REQUIRE(nb == na);
+    CHECK(std::memcmp(la, lb, na * sizeof(float)) == 0);
+    jl_session_free(a);
+    jl_session_free(b);
+  }
+  jl_model_free(copied);
   jl_session_free(s);
   jl_model_free(m);
   jl_model_free(nullptr);

@@ -70,10 +70,18 @@ const char* jl_status_name(jl_status s) {
 }
 
 jl_status jl_model_load(const char* path, const char* tokenizer_path, jl_model** out) {
+  return jl_model_load_ex(path, tokenizer_path, 0, out);
+}
+
+jl_status jl_model_load_ex(const char* path, const char* tokenizer_path, uint32_t flags, jl_model** out) {
   using namespace jielong;
   if (!path || !out) return capi::fail(Code::invalid_argument, "jl_model_load: path and out must not be NULL");
   *out = nullptr;
-  auto lm = run::load(path, tokenizer_path ? tokenizer_path : "");
+  if (flags & ~static_cast<uint32_t>(JL_LOAD_NO_MMAP))
+    return capi::fail(make_error(Code::invalid_argument, "jl_model_load_ex: unknown flags " + std::to_string(flags)));
+  run::LoadOptions lo;
+  lo.no_mmap = (flags & JL_LOAD_NO_MMAP) != 0;
+  auto lm = run::load(path, tokenizer_path ? tokenizer_path : "", lo);
   if (!lm.ok()) return capi::fail(lm.status());
   auto* m = new (std::nothrow) jl_model{std::move(*lm)};
   if (!m) return capi::fail(Code::out_of_memory, "jl_model_load: out of memory");

@@ -49,6 +49,14 @@ const char* jl_status_name(jl_status s);
 /* path: .gguf, or a llama2.c .bin with tokenizer_path (a tokenizer.bin);
  * tokenizer_path may be NULL for GGUF. */
 jl_status jl_model_load(const char* path, const char* tokenizer_path, jl_model** out);
+/* Flags of jl_model_load_ex. */
+enum {
+  /* Read the weights into memory (huge pages where the system allows)
+   * instead of mapping the file: slower to load, faster to decode. */
+  JL_LOAD_NO_MMAP = 1
+};
+/* jl_model_load with flags (JL_LOAD_*; unknown bits are JL_INVALID_ARGUMENT). */
+jl_status jl_model_load_ex(const char* path, const char* tokenizer_path, uint32_t flags, jl_model** out);
 void jl_model_free(jl_model* model);
 int32_t jl_model_n_vocab(const jl_model* model);
 int32_t jl_model_n_ctx_train(const jl_model* model);
