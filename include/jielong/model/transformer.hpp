@@ -39,13 +39,18 @@ struct Scratch {
   float* k = nullptr;         // [n_batch][n_kv_heads·head_dim]
   float* v = nullptr;         // [n_batch][n_kv_heads·head_dim]
   float* att_out = nullptr;   // [n_batch][n_heads·head_dim] attention-weighted values
-  float* scores = nullptr;    // [n_heads][n_ctx] attention weights of one token
+  float* scores = nullptr;    // [score_slots][n_heads][n_ctx] attention weights, a token per slot
+  size_t score_slots = 1;     // tokens whose attention can run at once (prefill)
   float* hb = nullptr;        // [n_batch][n_ff] gate, then silu(gate)·up
   float* hb2 = nullptr;       // [n_batch][n_ff] up
   std::span<std::byte> act;   // quantized activations for matmul
   Arena arena;
 
-  static Result<Scratch> create(const Model& m, size_t n_ctx, size_t n_batch) {
+  // score_slots: how many tokens' attention may run in parallel in a prefill
+  // (the executor's concurrency; more costs memory and buys nothing). At most
+  // n_batch and 64: each slot is n_heads·n_ctx floats, which the memory plan
+  // counts per batch token.
+  static Result<Scratch> create(const Model& m, size_t n_ctx, size_t n_batch, size_t score_slots = 1) {
     const HParams& hp = m.hparams();
     const size_t q_dim = hp.n_heads * hp.head_dim, kv_dim = hp.n_kv_heads * hp.head_dim;
     size_t act_bytes = 0;
@@ -54,9 +59,12 @@ struct Scratch {
       need(L.wq), need(L.wk), need(L.wv), need(L.wo), need(L.w_gate), need(L.w_up), need(L.w_down);
     }
     need(m.weights().output);
-    const size_t floats = n_batch * (3 * hp.n_embd + 2 * q_dim + 2 * kv_dim + 2 * hp.n_ff) + hp.n_heads * n_ctx;
+    score_slots = std::clamp<size_t>(score_slots, 1, std::clamp<size_t>(n_batch, 1, 64));
+    const size_t floats =
+        n_batch * (3 * hp.n_embd + 2 * q_dim + 2 * kv_dim + 2 * hp.n_ff) + score_slots * hp.n_heads * n_ctx;
     Scratch s;
     s.n_batch = n_batch;
+    s.score_slots = score_slots;
     JIELONG_ASSIGN_OR_RETURN(s.arena, Arena::create(floats * sizeof(float) + act_bytes + 16 * kCacheLine));
     auto take = [&](size_t n) { return s.arena.allocate<float>(n); };
     s.x = take(n_batch * hp.n_embd);
@@ -66,7 +74,7 @@ struct Scratch {
     s.k = take(n_batch * kv_dim);
     s.v = take(n_batch * kv_dim);
     s.att_out = take(n_batch * q_dim);
-    s.scores = take(hp.n_heads * n_ctx);
+    s.scores = take(score_slots * hp.n_heads * n_ctx);
     s.hb = take(n_batch * hp.n_ff);
     s.hb2 = take(n_batch * hp.n_ff);
     std::byte* act = act_bytes ? s.arena.allocate<std::byte>(act_bytes) : nullptr;
@@ -196,41 +204,60 @@ class Transformer {
     // With an f16 cache, q and the attention weights meet K and V in f16, as
     // ggml computes it: this keeps the logits within ~1e-3 of llama.cpp's.
     if (kv_.type() == KvType::f16) round_to_f16(s_.q, n * q_dim);
-    for (size_t t = 0; t < n && !stopped(); ++t) attend(l, pos0 + t, s_.q + t * q_dim, s_.att_out + t * q_dim);
+    if (n == 1) {
+      attend(l, pos0, s_.q, s_.att_out);
+    } else {
+      // Prefill: the tokens share out the work, each task with its own
+      // scores rows, one hand-off per layer instead of one per token. A
+      // token's numbers do not depend on the task that computes them.
+      const size_t chunks = std::min(n, s_.score_slots), per = (n + chunks - 1) / chunks;
+      parallel_for(ex_, n, per, [&](size_t t0, size_t t1) {
+        float* scores = s_.scores + (t0 / per) * hp_.n_heads * kv_.n_ctx();  // this task's slot
+        for (size_t t = t0; t < t1 && !stopped(); ++t)
+          attend_heads(l, pos0 + t, s_.q + t * q_dim, s_.att_out + t * q_dim, 0, hp_.n_heads, scores);
+      });
+    }
     project(L.wo, s_.att_out, n, s_.xb2);                    // xb2[n][n_embd] = att_out · Woᵀ
   }
 
-  // out[q_dim] = softmax(q·Kᵀ/√head_dim) · V over positions [0, pos].
+  // out[q_dim] = softmax(q·Kᵀ/√head_dim) · V over positions [0, pos], the
+  // heads shared out over the executor (one token: a decode step).
   void attend(size_t l, size_t pos, const float* q, float* out) noexcept {
-    const size_t hd = hp_.head_dim, n_ctx = kv_.n_ctx(), group = hp_.n_heads / hp_.n_kv_heads;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    const size_t n_pos = pos + 1;
-    const bool f16 = kv_.type() == KvType::f16;
+    const size_t hd = hp_.head_dim, n_pos = pos + 1;
     // Heads are independent, so any split gives the same bits; split only
     // when a head has enough work to pay for handing it to another thread.
     // Small heads stay in halves at most: their values are mixed for all
     // heads of a task together.
     const size_t grain = n_pos * hd < 4096 ? hp_.n_heads : hd < 16 ? (hp_.n_heads + 1) / 2 : 1;
-    parallel_for(ex_, hp_.n_heads, grain, [&](size_t h0, size_t h1) {
-      for (size_t h = h0; h < h1; ++h) {
-        const size_t off = (h / group) * hd;                 // this head's kv slice of a cache row
-        const float* qh = q + h * hd;
-        float* scores = s_.scores + h * n_ctx;               // [n_pos]
-        // scores[j] = softmax_j(q·K[j] / √head_dim) over every cached position.
-        if (hd < 16)
-          small_head_scores(qh, l, off, hd, n_pos, f16, scores);
-        else
-          for (size_t j = 0; j < n_pos; ++j) scores[j] = head_dot(qh, kv_.k_row(l, j), off, hd, f16);
-        kernels::scale<B>(scores, scale, n_pos);
-        kernels::softmax<B>(scores, n_pos);
-        if (f16) round_to_f16(scores, n_pos);
-        if (hd < 16) continue;                               // small heads mix together below
-        float* oh = out + h * hd;                            // [head_dim] = Σ_j scores[j]·V[j]
-        std::fill(oh, oh + hd, 0.0f);
-        for (size_t j = 0; j < n_pos; ++j) head_axpy(scores[j], kv_.v_row(l, j), off, oh, hd, f16);
-      }
-      if (hd < 16) small_heads_mix(l, h0, h1, group, n_ctx, n_pos, f16, out);
-    });
+    parallel_for(ex_, hp_.n_heads, grain,
+                 [&](size_t h0, size_t h1) { attend_heads(l, pos, q, out, h0, h1, s_.scores); });
+  }
+
+  // The heads [h0, h1) of one token's attention. scores: [n_heads][n_ctx].
+  void attend_heads(size_t l, size_t pos, const float* q, float* out, size_t h0, size_t h1,
+                    float* scores_base) noexcept {
+    const size_t hd = hp_.head_dim, n_ctx = kv_.n_ctx(), group = hp_.n_heads / hp_.n_kv_heads;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const size_t n_pos = pos + 1;
+    const bool f16 = kv_.type() == KvType::f16;
+    for (size_t h = h0; h < h1; ++h) {
+      const size_t off = (h / group) * hd;                   // this head's kv slice of a cache row
+      const float* qh = q + h * hd;
+      float* scores = scores_base + h * n_ctx;               // [n_pos]
+      // scores[j] = softmax_j(q·K[j] / √head_dim) over every cached position.
+      if (hd < 16)
+        small_head_scores(qh, l, off, hd, n_pos, f16, scores);
+      else
+        for (size_t j = 0; j < n_pos; ++j) scores[j] = head_dot(qh, kv_.k_row(l, j), off, hd, f16);
+      kernels::scale<B>(scores, scale, n_pos);
+      kernels::softmax<B>(scores, n_pos);
+      if (f16) round_to_f16(scores, n_pos);
+      if (hd < 16) continue;                                 // small heads mix together below
+      float* oh = out + h * hd;                              // [head_dim] = Σ_j scores[j]·V[j]
+      std::fill(oh, oh + hd, 0.0f);
+      for (size_t j = 0; j < n_pos; ++j) head_axpy(scores[j], kv_.v_row(l, j), off, oh, hd, f16);
+    }
+    if (hd < 16) small_heads_mix(l, h0, h1, group, n_ctx, n_pos, f16, scores_base, out);
   }
 
   static void round_to_f16(float* x, size_t n) noexcept { f16_round_trip(x, n); }
@@ -263,7 +290,7 @@ class Transformer {
   // out[h] = Σ_j scores_h[j]·V[j] for the heads [h0, h1), in chunks of
   // kernels::small_heads::kMaxHeads.
   void small_heads_mix(size_t l, size_t h0, size_t h1, size_t group, size_t n_ctx, size_t n_pos, bool f16,
-                       float* out) const noexcept {
+                       const float* scores_base, float* out) const noexcept {
     namespace sh = kernels::small_heads;
     const size_t hd = hp_.head_dim;
     for (size_t c0 = h0; c0 < h1; c0 += sh::kMaxHeads) {
@@ -273,7 +300,7 @@ class Transformer {
       float* o[sh::kMaxHeads];
       for (size_t i = 0; i < nh; ++i) {
         const size_t h = c0 + i;
-        w[i] = s_.scores + h * n_ctx;
+        w[i] = scores_base + h * n_ctx;
         v[i] = head_rows(kv_.v_row(l, 0), (h / group) * hd, f16);
         o[i] = out + h * hd;
       }

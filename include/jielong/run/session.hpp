@@ -112,7 +112,8 @@ class Session {
       s.executor_ = s.own_pool_.get();
     }
     JIELONG_ASSIGN_OR_RETURN(s.kv_, model::KvCache::create(hp.n_layers, n_ctx, hp.n_kv_heads * hp.head_dim, opts.kv_type));
-    JIELONG_ASSIGN_OR_RETURN(s.scratch_, model::Scratch::create(*s.model_, n_ctx, s.opts_.n_batch));
+    JIELONG_ASSIGN_OR_RETURN(s.scratch_, model::Scratch::create(*s.model_, n_ctx, s.opts_.n_batch,
+                                                                s.executor_->concurrency()));
     JIELONG_ASSIGN_OR_RETURN(s.sampler_, sample::SamplerChain::from_params(opts.sampling, hp.n_vocab));
     s.logits_.assign(hp.n_vocab, 0.0f);
     s.tokens_.reserve(n_ctx);
@@ -291,7 +292,8 @@ class Session {
     }
     s.shared_executor_ = shared_executor_;
     JIELONG_ASSIGN_OR_RETURN(s.kv_, kv_.copy_prefix(tokens_.size()));
-    JIELONG_ASSIGN_OR_RETURN(s.scratch_, model::Scratch::create(*model_, opts_.n_ctx, opts_.n_batch));
+    JIELONG_ASSIGN_OR_RETURN(s.scratch_, model::Scratch::create(*model_, opts_.n_ctx, opts_.n_batch,
+                                                                s.executor_->concurrency()));
     s.sampler_ = sampler_.clone();
     s.logits_ = logits_;
     s.tokens_.reserve(opts_.n_ctx);
