@@ -453,6 +453,13 @@ TEST_CASE_TEMPLATE("the 8-bit activations of every backend are the plain loop's 
     CAPTURE(i);
     CHECK(std::memcmp(&plain[i], &got[i], sizeof(k::ActQ8)) == 0);
   }
+  // From a misaligned address (one float past a 64-byte boundary) too.
+  std::vector<float> shifted(n + 16);
+  float* xs = shifted.data() + 1;
+  std::memcpy(xs, x.data(), n * sizeof(float));
+  std::vector<k::ActQ8> got_shifted(n / 32);
+  k::quantize_act<B>(k::ActKind::q8, xs, got_shifted.data(), n);
+  CHECK(std::memcmp(plain.data(), got_shifted.data(), plain.size() * sizeof(k::ActQ8)) == 0);
   // The ties themselves, against hand-rounded values: 0.5 → 1, -0.5 → -1,
   // 1.5 → 2, 2.5 → 3, 126.5 → 127, 0.49999997 → 0; NaN → 0.
   CHECK(plain[0].qs[1] == 1);

@@ -205,7 +205,9 @@ inline int cmd_bench(Args& args) {
   }
   // Load time: open + map (or read) + bind (what a host pays before its first prompt).
   const auto t_load = std::chrono::steady_clock::now();
-  auto file = io::ModelFile::open(model_path, no_mmap ? MappedFile::Mode::read_only_copy : MappedFile::Mode::map_or_read);
+  run::LoadOptions lo;
+  lo.no_mmap = no_mmap;
+  auto file = io::ModelFile::open(model_path, lo.file_mode());
   if (!file.ok()) {
     std::fprintf(stderr, "jielong bench: %s\n", file.status().to_string().c_str());
     return 1;

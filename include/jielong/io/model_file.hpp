@@ -58,8 +58,7 @@ class ModelFile {
       f->gguf_ = std::make_unique<GgufFile>(std::move(g));
       JIELONG_TRY(f->bind_gguf());
     } else {
-      if (mode != MappedFile::Mode::map_or_read) {
-        head = MappedFile();
+      if (mode != MappedFile::Mode::map_or_read) {  // the macro is several statements
         JIELONG_ASSIGN_OR_RETURN(head, MappedFile::open(path, mode));
       }
       f->file_ = std::move(head);

@@ -140,11 +140,11 @@ inline void quantize_act_q8_avx512(const float* x, ActQ8* y, size_t n) noexcept 
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     const __m512 vid = _mm512_set1_ps(id);
     const __m512i qa = round_i32(_mm512_mul_ps(a, vid)), qb = round_i32(_mm512_mul_ps(b, vid));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs), _mm512_cvtsepi32_epi8(qa));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs + 16), _mm512_cvtsepi32_epi8(qb));
-    // The sum of the saturated quants, as the plain loop sums them.
-    const __m512i sa = _mm512_cvtepi8_epi32(_mm512_cvtsepi32_epi8(qa)), sb = _mm512_cvtepi8_epi32(_mm512_cvtsepi32_epi8(qb));
-    const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(sa, sb));
+    // The quants are already in [-128, 127]: narrowing keeps them, and
+    // their sum is the plain loop's.
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs), _mm512_cvtepi32_epi8(qa));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs + 16), _mm512_cvtepi32_epi8(qb));
+    const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
     y[i].d = fp16_to_f32(f32_to_fp16(d));
     y[i].s = fp16_to_f32(f32_to_fp16(static_cast<float>(sum) * d));
     y[i].sum = sum;

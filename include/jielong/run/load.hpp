@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "jielong/core/mapped_file.hpp"
 #include "jielong/core/status.hpp"
 #include "jielong/model/model.hpp"
 #include "jielong/io/model_file.hpp"
@@ -26,6 +27,10 @@ struct LoadOptions {
   // (a copy of the file) and not shared with other processes, but on Linux
   // the copy sits in huge pages, which decodes faster (bench/README.md).
   bool no_mmap = false;
+
+  MappedFile::Mode file_mode() const noexcept {
+    return no_mmap ? MappedFile::Mode::read_only_copy : MappedFile::Mode::map_or_read;
+  }
 };
 
 // model_path: .gguf or a llama2.c v0 .bin. tokenizer_path: a llama2.c
@@ -33,8 +38,8 @@ struct LoadOptions {
 inline Result<LoadedModel> load(const std::string& model_path, const std::string& tokenizer_path = {},
                                 const LoadOptions& opts = {}) {
   LoadedModel lm;
-  const MappedFile::Mode mode = opts.no_mmap ? MappedFile::Mode::read_only_copy : MappedFile::Mode::map_or_read;
-  JIELONG_ASSIGN_OR_RETURN(std::shared_ptr<const io::ModelFile> file, io::ModelFile::open(model_path, mode));
+  JIELONG_ASSIGN_OR_RETURN(std::shared_ptr<const io::ModelFile> file,
+                           io::ModelFile::open(model_path, opts.file_mode()));
   JIELONG_ASSIGN_OR_RETURN(lm.model, model::Model::bind<io::ModelFile>(file, file->hparams(), model_path));
   const io::GgufFile* gguf = file->gguf();
   if (tokenizer_path.empty() && gguf && gguf->find("tokenizer.ggml.model")) {
