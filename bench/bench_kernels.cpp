@@ -60,8 +60,10 @@ void BM_ReadBandwidth(benchmark::State& state) {
 }
 
 // A rows x cols matrix of `type`: 64 distinct quantized rows tiled.
+// With `panels`, Q4_0/Q8_0 rows are repacked as the engine loads them
+// (kernels/panels.hpp).
 struct BenchMatrix {
-  BenchMatrix(DType type, size_t rows, size_t cols) : bytes(row_bytes(type, cols) * rows) {
+  BenchMatrix(DType type, size_t rows, size_t cols, bool panels = false) : bytes(row_bytes(type, cols) * rows) {
     const size_t rb = row_bytes(type, cols);
     constexpr size_t kDistinct = 64;
     std::vector<uint8_t> pattern(rb * kDistinct);
@@ -74,14 +76,20 @@ struct BenchMatrix {
     }
     for (size_t r = 0; r < rows; ++r) std::memcpy(bytes.data() + r * rb, pattern.data() + (r % kDistinct) * rb, rb);
     view = k::WeightView{type, bytes.data(), rows, cols, rb};
+    if (panels && k::panels::supported(type)) {
+      HugePageBuffer packed(bytes.size());
+      view.panel_rows = k::panels::pack_matrix(type, bytes.data(), rows, cols, packed.data());
+      bytes = std::move(packed);
+      view.data = bytes.data();
+    }
   }
   HugePageBuffer bytes;  // as weights read with --no-mmap
   k::WeightView view;
 };
 
 template <class B>
-void BM_Matvec(benchmark::State& state, DType type, size_t rows, size_t cols) {
-  BenchMatrix m(type, rows, cols);
+void BM_Matvec(benchmark::State& state, DType type, size_t rows, size_t cols, bool panels) {
+  BenchMatrix m(type, rows, cols, panels);
   std::vector<float> x(cols), y(rows);
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -97,8 +105,8 @@ void BM_Matvec(benchmark::State& state, DType type, size_t rows, size_t cols) {
 }
 
 template <class B>
-void BM_Matmul(benchmark::State& state, DType type, size_t rows, size_t cols, size_t tokens) {
-  BenchMatrix m(type, rows, cols);
+void BM_Matmul(benchmark::State& state, DType type, size_t rows, size_t cols, size_t tokens, bool panels) {
+  BenchMatrix m(type, rows, cols, panels);
   std::vector<float> x(cols * tokens), y(rows * tokens);
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -118,33 +126,36 @@ struct Shape {
   size_t rows, cols;
 };
 
+// backend "panels": Best on the engine's repacked layout (Q4_0, Q8_0 only).
 template <class B>
-void register_backend(const char* backend) {
+void register_backend(const char* backend, bool panels = false) {
   const DType types[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0,
                          DType::Q4_1, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
   const Shape shapes[] = {{2048, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}, {1536, 576}};
   for (DType t : types)
     for (const Shape& sh : shapes) {
       if (row_bytes(t, sh.cols) == 0) continue;  // 576 is not a multiple of 256: no k-quants there
+      if (panels && !k::panels::supported(t)) continue;
       const std::string name = "BM_Matvec/" + std::string(dtype_name(t)) + "/" + backend + "/" + std::to_string(sh.rows) +
                                "x" + std::to_string(sh.cols);
-      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { BM_Matvec<B>(st, t, sh.rows, sh.cols); })
+      benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& st) { BM_Matvec<B>(st, t, sh.rows, sh.cols, panels); })
           ->UseRealTime()
           ->Unit(benchmark::kMicrosecond);
     }
 }
 
 template <class B>
-void register_matmul(const char* backend) {
+void register_matmul(const char* backend, bool panels = false) {
   const DType types[] = {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
   const Shape shapes[] = {{2048, 2048}, {5632, 2048}};
   for (DType t : types)
     for (const Shape& sh : shapes) {
+      if (panels && !k::panels::supported(t)) continue;
       const size_t tokens = 128;
       const std::string name = "BM_Matmul/" + std::string(dtype_name(t)) + "/" + backend + "/" + std::to_string(sh.rows) +
                                "x" + std::to_string(sh.cols) + "/" + std::to_string(tokens);
       benchmark::RegisterBenchmark(name.c_str(),
-                                   [=](benchmark::State& st) { BM_Matmul<B>(st, t, sh.rows, sh.cols, tokens); })
+                                   [=](benchmark::State& st) { BM_Matmul<B>(st, t, sh.rows, sh.cols, tokens, panels); })
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
     }
@@ -159,8 +170,10 @@ int main(int argc, char** argv) {
   register_backend<k::Xsimd>("xsimd");
   register_backend<k::Highway>("highway");
   register_backend<k::Best>("best");
+  register_backend<k::Best>("panels", true);
   register_matmul<k::Highway>("highway");
   register_matmul<k::Best>("best");
+  register_matmul<k::Best>("panels", true);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -25,6 +25,7 @@
 #include "jielong/kernels/group_q8.hpp"
 #include "jielong/kernels/activation.hpp"
 #include "jielong/kernels/backend.hpp"
+#include "jielong/kernels/panels.hpp"
 #include "jielong/kernels/scalar.hpp"
 // g++ 12 reports its own AVX-512 intrinsics (the _mm512_undefined_* idiom)
 // as "used uninitialized" wherever they are inlined; the vector backends are
@@ -155,13 +156,23 @@ size_t argmax(const float* x, size_t n) noexcept {
 
 namespace detail {
 // Rows per task: 1/16 of the matrix, kept between 32 KiB and 256 KiB of
-// weights, a multiple of 8 rows. Long contiguous runs per task let the
+// weights, a multiple of 16 rows (a task never splits a panel). Long contiguous runs per task let the
 // hardware prefetchers stream; the size depends only on the shape.
 inline size_t row_grain(const WeightView& w) noexcept {
   const size_t bytes = std::max<size_t>(1, row_bytes(w.type, w.cols));
   const size_t task_bytes = std::clamp<size_t>(bytes * w.rows / 16, size_t{32} << 10, size_t{256} << 10);
   const size_t g = (task_bytes + bytes - 1) / bytes;
-  return (g + 7) / 8 * 8;
+  return (g + panels::kRows - 1) / panels::kRows * panels::kRows;
+}
+// Rows [r0, r1) of w's panels: the backend's kernel where it has one, the
+// definition otherwise (any backend can meet a model packed for another).
+template <class B>
+void panel_rows_dot(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride, size_t n_tokens,
+                    float* y, size_t y_stride) noexcept {
+  if constexpr (requires { Ops<B>::panel_rows_dot(w, r0, r1, act, act_stride, n_tokens, y, y_stride); })
+    Ops<B>::panel_rows_dot(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
+  else
+    panels::rows_dot_ref(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
 }
 inline std::byte* align64(std::byte* p) noexcept {
   return reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
@@ -177,7 +188,9 @@ void matmul(const WeightView& w, const float* x, size_t n_tokens, float* y, std:
             Executor& ex) noexcept {
   if (w.type == DType::I8) return group_q8::matmul(w, x, n_tokens, y, scratch, ex);
   const ActKind kind = act_kind(w.type);
-  const bool ok = matvec_supports(w.type) && row_bytes(w.type, w.cols) != 0 &&
+  const bool panels_ok = w.panel_rows == 0 || (panels::supported(w.type) && w.panel_rows % panels::kRows == 0 &&
+                                                w.panel_rows <= w.rows && w.row_stride == row_bytes(w.type, w.cols));
+  const bool ok = matvec_supports(w.type) && row_bytes(w.type, w.cols) != 0 && panels_ok &&
                   scratch.size() >= matvec_scratch_bytes(w.type, w.cols, n_tokens);
   JIELONG_ASSERT(ok);
   if (!ok) {
@@ -195,7 +208,10 @@ void matmul(const WeightView& w, const float* x, size_t n_tokens, float* y, std:
     act = base;
   }
   parallel_for(ex, w.rows, detail::row_grain(w), [&](size_t r0, size_t r1) {
-    Ops<B>::rows_dot(w, r0, r1, act, act_stride, n_tokens, y, w.rows);
+    const size_t p1 = std::min(r1, w.panel_rows);
+    if (r0 < p1) detail::panel_rows_dot<B>(w, r0, p1, act, act_stride, n_tokens, y, w.rows);
+    r0 = std::max(r0, p1);
+    if (r0 < r1) Ops<B>::rows_dot(w, r0, r1, act, act_stride, n_tokens, y, w.rows);
   });
 }
 

@@ -26,6 +26,7 @@
 #include "jielong/kernels/backend.hpp"
 #include "jielong/kernels/block_dot.hpp"
 #include "jielong/kernels/highway.hpp"
+#include "jielong/kernels/panels.hpp"
 #include "jielong/kernels/small_heads.hpp"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
@@ -632,6 +633,89 @@ inline void f32_decode(const WeightView& w, size_t r0, size_t r1, const float* x
   }
 }
 
+
+// ---- Panels (kernels/panels.hpp): 16 rows per vector lane set. Per block,
+// each 64-byte group of quants feeds one vpdpbusd for all 16 rows; the block
+// sum is exact in int32 and enters the float sum as in panels::rows_dot_ref,
+// so the result is that definition's, bit for bit.
+
+// A record's eight vectors of unsigned quants, u[s] lane r = row r's
+// elements 4s..4s+3.
+template <DType T>
+inline void panel_quants(const uint8_t* rec, __m512i (&u)[8]) noexcept {
+  const uint8_t* q = rec + 32;
+  if constexpr (T == DType::Q8_0) {
+    JIELONG_UNROLL
+    for (int s = 0; s < 8; ++s) u[s] = _mm512_loadu_si512(q + 64 * s);
+  } else {
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    JIELONG_UNROLL
+    for (int j = 0; j < 4; ++j) {
+      const __m512i v = _mm512_loadu_si512(q + 64 * j);
+      u[j] = _mm512_and_si512(v, low);                          // elements 4j..4j+3
+      u[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);  // elements 16+4j..
+    }
+  }
+}
+
+inline int32_t load_i32(const int8_t* p) noexcept {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// acc[t] lane r += row r · token t over blocks [0, nb) of one panel.
+template <DType T, int NT>
+inline void panel_tile(const uint8_t* panel, size_t nb, const ActQ8* const* act, __m512 (&acc)[NT]) noexcept {
+  constexpr size_t kRec = panels::detail::Fmt<T>::kQuantBytes + 32;
+  constexpr int kOffset = panels::detail::Fmt<T>::kOffset;
+  JIELONG_UNROLL
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* rec = panel + b * kRec;
+    __m512i u[8];
+    panel_quants<T>(rec, u);
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec)));
+    JIELONG_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8& a = act[t][b];
+      // Two chains of four (a single token would otherwise wait on eight
+      // dependent vpdpbusd per block); the int32 sums are exact either way.
+      __m512i s0 = _mm512_set1_epi32(-kOffset * a.sum), s1 = _mm512_setzero_si512();
+      JIELONG_UNROLL
+      for (int s = 0; s < 8; s += 2) {
+        s0 = _mm512_dpbusd_epi32(s0, u[s], _mm512_set1_epi32(load_i32(a.qs + 4 * s)));
+        s1 = _mm512_dpbusd_epi32(s1, u[s + 1], _mm512_set1_epi32(load_i32(a.qs + 4 * s + 4)));
+      }
+      const __m512 isum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+      acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_set1_ps(a.d)), isum, acc[t]);
+    }
+  }
+}
+
+// Rows [r0, r1) (multiples of 16) of the panels x all tokens, eight tokens at
+// a time (each record unpacked once for eight), then the rest one by one.
+template <DType T>
+inline void panel_rows(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
+                       size_t n_tokens, float* y, size_t y_stride) noexcept {
+  const size_t nb = w.cols / 32;
+  const auto* base = static_cast<const std::byte*>(act);
+  auto run = [&](auto nt_c, size_t p, size_t t) {
+    constexpr int kT = decltype(nt_c)::value;
+    const ActQ8* a[kT];
+    for (int j = 0; j < kT; ++j) a[j] = reinterpret_cast<const ActQ8*>(base + (t + j) * act_stride);
+    __m512 acc[kT];
+    panel_tile<T, kT>(static_cast<const uint8_t*>(w.data) + p * w.row_stride, nb, a, acc);
+    for (int j = 0; j < kT; ++j) _mm512_storeu_ps(y + (t + j) * y_stride + p, acc[j]);
+  };
+  for (size_t p = r0; p + panels::kRows <= r1; p += panels::kRows) {
+    size_t t = 0;
+    for (; t + 8 <= n_tokens; t += 8) run(std::integral_constant<int, 8>{}, p, t);
+    for (; t + 4 <= n_tokens; t += 4) run(std::integral_constant<int, 4>{}, p, t);
+    for (; t < n_tokens; ++t) run(std::integral_constant<int, 1>{}, p, t);
+  }
+}
+
 }  // namespace vnni_detail
 
 template <>
@@ -641,6 +725,14 @@ struct Ops<Avx512Vnni> : Ops<Highway> {
     WeightView w{t, wrow, 1, cols, 0};
     rows_dot(w, 0, 1, act, 0, 1, &out, 1);
     return out;
+  }
+  // Rows [r0, r1) of w's panels (kernels/panels.hpp).
+  static void panel_rows_dot(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
+                             size_t n_tokens, float* y, size_t y_stride) noexcept {
+    using namespace vnni_detail;
+    if (!cpu_has_vnni()) return panels::rows_dot_ref(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
+    if (w.type == DType::Q8_0) return panel_rows<DType::Q8_0>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
+    return panel_rows<DType::Q4_0>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
   }
   static void rows_dot(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
                        size_t n_tokens, float* y, size_t y_stride) noexcept {

@@ -1,0 +1,147 @@
+// Panels: Q4_0 and Q8_0 weights repacked for the int8 kernels. A panel is 16
+// consecutive rows whose blocks are interleaved four quants at a time, so one
+// 64-byte load holds four quants of each of the 16 rows: exactly the 16 lanes
+// of a vpdpbusd. A matvec then keeps one row per lane from the first block to
+// the last and never sums across lanes, and a block's unpacking serves 16 rows
+// at once instead of one (bench/README.md has the instruction counts).
+//
+// The layout, for rows [0, panel_rows) of a WeightView (panel_rows a multiple
+// of 16); panel p's block b is one record at
+// data + p·16·row_stride + b·16·sizeof(block):
+//
+//   uint16_t d[16];           // the 16 rows' block scales (half floats)
+//   Q8_0: uint8_t q[8][16][4] // q[s][r][k] = row r's element 4s+k, XOR 0x80 (u = q + 128)
+//   Q4_0: uint8_t q[4][16][4] // q[j][r][k] = row r's qs[4j+k]: low nibble is
+//                             // element 4j+k, high nibble element 16+4j+k
+//
+// A record is exactly as long as 16 blocks, so a panel is as long as its 16
+// rows were and the rows from panel_rows on keep their row-major place:
+// w.row(r) stays valid for r >= panel_rows. Packing changes no value; the
+// kernels sum each block exactly in int32 and then, per row, in block order,
+// sum = fma(d_w·d_x, (float)isum, sum) — `rows_dot_ref` below is that
+// definition in plain loops, and the vector kernels give the same bits.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "jielong/core/dtype.hpp"
+#include "jielong/core/quants.hpp"
+#include "jielong/kernels/activation.hpp"
+#include "jielong/kernels/backend.hpp"
+
+namespace jielong::kernels::panels {
+
+inline constexpr size_t kRows = 16;
+
+constexpr bool supported(DType t) noexcept { return t == DType::Q4_0 || t == DType::Q8_0; }
+
+// Rows of an r-row matrix that go into panels (the rest stay row-major).
+constexpr size_t panel_rows(DType t, size_t rows) noexcept { return supported(t) ? rows / kRows * kRows : 0; }
+
+namespace detail {
+template <DType T>
+struct Fmt;
+template <>
+struct Fmt<DType::Q8_0> {
+  using Block = BlockQ8_0;
+  static constexpr int kOffset = 128;  // u = q + 128
+  static constexpr size_t kQuantBytes = 512;
+};
+template <>
+struct Fmt<DType::Q4_0> {
+  using Block = BlockQ4_0;
+  static constexpr int kOffset = 8;  // u = nibble, weight = u - 8
+  static constexpr size_t kQuantBytes = 256;
+};
+static_assert(32 + Fmt<DType::Q8_0>::kQuantBytes == kRows * sizeof(BlockQ8_0));
+static_assert(32 + Fmt<DType::Q4_0>::kQuantBytes == kRows * sizeof(BlockQ4_0));
+
+// Unsigned quant k (0..31) of row r in a record.
+template <DType T>
+inline int quant(const uint8_t* rec, size_t r, size_t k) noexcept {
+  const uint8_t* q = rec + 32;
+  if constexpr (T == DType::Q8_0) {
+    return q[(k / 4) * 64 + r * 4 + k % 4];
+  } else {
+    const size_t m = k % 16;  // the qs byte holding element k
+    const uint8_t byte = q[(m / 4) * 64 + r * 4 + m % 4];
+    return k < 16 ? (byte & 0xF) : (byte >> 4);
+  }
+}
+inline uint16_t scale(const uint8_t* rec, size_t r) noexcept {
+  uint16_t d;
+  std::memcpy(&d, rec + 2 * r, 2);
+  return d;
+}
+}  // namespace detail
+
+// Writes the panels of `rows` (a multiple of 16) row-major rows of type t
+// (src: rows · row_bytes(t, cols) bytes) to dst, which holds as many bytes
+// and must not overlap src.
+inline void pack(DType t, const void* src, size_t rows, size_t cols, void* dst) noexcept {
+  const size_t rb = row_bytes(t, cols), nb = cols / 32;
+  const auto* s = static_cast<const uint8_t*>(src);
+  auto* d = static_cast<uint8_t*>(dst);
+  for (size_t p = 0; p < rows / kRows; ++p) {
+    for (size_t b = 0; b < nb; ++b) {
+      uint8_t* rec = d + p * kRows * rb + b * kRows * (t == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
+      for (size_t r = 0; r < kRows; ++r) {
+        const uint8_t* row = s + (p * kRows + r) * rb;
+        if (t == DType::Q8_0) {
+          const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + b;
+          std::memcpy(rec + 2 * r, &blk->d, 2);
+          for (size_t k = 0; k < 32; ++k)
+            rec[32 + (k / 4) * 64 + r * 4 + k % 4] = static_cast<uint8_t>(static_cast<uint8_t>(blk->qs[k]) ^ 0x80u);
+        } else {
+          const auto* blk = reinterpret_cast<const BlockQ4_0*>(row) + b;
+          std::memcpy(rec + 2 * r, &blk->d, 2);
+          for (size_t m = 0; m < 16; ++m) rec[32 + (m / 4) * 64 + r * 4 + m % 4] = blk->qs[m];
+        }
+      }
+    }
+  }
+}
+
+// Copies a row-major matrix (rows · row_bytes(t, cols) bytes, no row
+// padding) to dst, the same size, with its first panel_rows(t, rows) rows
+// packed; returns that count (0 for a format without panels: a plain copy).
+inline size_t pack_matrix(DType t, const void* src, size_t rows, size_t cols, void* dst) noexcept {
+  const size_t pr = panel_rows(t, rows), rb = row_bytes(t, cols);
+  if (pr) pack(t, src, pr, cols, dst);
+  if (rows > pr)
+    std::memcpy(static_cast<uint8_t*>(dst) + pr * rb, static_cast<const uint8_t*>(src) + pr * rb, (rows - pr) * rb);
+  return pr;
+}
+
+// The definition of the panel dot (the oracle the vector kernels match bit
+// for bit): rows [r0, r1) of the panels (multiples of 16) x n_tokens ActQ8
+// rows; y[t·y_stride + r].
+inline void rows_dot_ref(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
+                         size_t n_tokens, float* y, size_t y_stride) noexcept {
+  const size_t nb = w.cols / 32;
+  const size_t rec_bytes = w.type == DType::Q8_0 ? kRows * sizeof(BlockQ8_0) : kRows * sizeof(BlockQ4_0);
+  const int offset = w.type == DType::Q8_0 ? 128 : 8;
+  for (size_t r = r0; r < r1; ++r) {
+    const auto* panel = static_cast<const uint8_t*>(w.data) + (r / kRows) * kRows * w.row_stride;
+    for (size_t t = 0; t < n_tokens; ++t) {
+      const auto* a = reinterpret_cast<const ActQ8*>(static_cast<const std::byte*>(act) + t * act_stride);
+      float sum = 0.0f;
+      for (size_t b = 0; b < nb; ++b) {
+        const uint8_t* rec = panel + b * rec_bytes;
+        int32_t isum = -offset * a[b].sum;
+        for (size_t k = 0; k < 32; ++k)
+          isum += (w.type == DType::Q8_0 ? detail::quant<DType::Q8_0>(rec, r % kRows, k)
+                                         : detail::quant<DType::Q4_0>(rec, r % kRows, k)) *
+                  a[b].qs[k];
+        sum = std::fma(quants::h2f(detail::scale(rec, r % kRows)) * a[b].d, static_cast<float>(isum), sum);
+      }
+      y[t * y_stride + r] = sum;
+    }
+  }
+}
+
+}  // namespace jielong::kernels::panels

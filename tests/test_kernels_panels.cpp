@@ -1,0 +1,196 @@
+// Panels (kernels/panels.hpp): Q4_0/Q8_0 matrices repacked 16 rows at a time.
+// Packing must change no value, so every backend's matmul on the packed copy
+// is checked against a definition computed from the original row-major
+// blocks: per row, each block's exact integer sum, then in block order
+// sum = fma(d_w·d_x, (float)isum, sum). The panel kernels promise exactly
+// that, bit for bit; the rows after the last full panel stay row-major and
+// must match the same backend on the unpacked matrix.
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "jielong/core/memory.hpp"
+#include "jielong/io/gguf.hpp"
+#include "jielong/kernels/kernels.hpp"
+#include "support/shared.hpp"
+
+using namespace jielong;
+namespace k = jielong::kernels;
+
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = nd(rng);
+  return v;
+}
+
+// The definition, from a row-major Q8_0/Q4_0 row (independent of the packing).
+float definition(DType t, const void* wrow, const k::ActQ8* a, size_t nb) {
+  float sum = 0.0f;
+  for (size_t i = 0; i < nb; ++i) {
+    int q[32];
+    uint16_t d;
+    if (t == DType::Q8_0) {
+      const auto& b = static_cast<const BlockQ8_0*>(wrow)[i];
+      for (int j = 0; j < 32; ++j) q[j] = b.qs[j];
+      d = b.d;
+    } else {
+      const auto& b = static_cast<const BlockQ4_0*>(wrow)[i];
+      for (int j = 0; j < 16; ++j) {
+        q[j] = (b.qs[j] & 0xF) - 8;
+        q[j + 16] = (b.qs[j] >> 4) - 8;
+      }
+      d = b.d;
+    }
+    int32_t isum = 0;
+    for (int j = 0; j < 32; ++j) isum += q[j] * a[i].qs[j];
+    sum = std::fma(quants::h2f(d) * a[i].d, static_cast<float>(isum), sum);
+  }
+  return sum;
+}
+
+struct Packed {
+  AlignedBuffer bytes;
+  k::WeightView view;
+};
+Packed pack(const k::WeightView& w) {
+  Packed p{AlignedBuffer(w.rows * w.row_stride), w};
+  p.view.data = p.bytes.data();
+  p.view.panel_rows = k::panels::pack_matrix(w.type, w.data, w.rows, w.cols, p.bytes.data());
+  return p;
+}
+
+// matmul<B> on the packed copy of w: panel rows equal the definition bit for
+// bit, the row-major rest equals matmul<B> on w; two threads and one agree.
+// Returns the number of values compared.
+template <class B>
+size_t check(const k::WeightView& w, const std::vector<float>& x, size_t n_tokens, Executor& pool,
+             Executor& serial) {
+  const Packed p = pack(w);
+  REQUIRE(p.view.panel_rows == w.rows / 16 * 16);
+  std::vector<std::byte> scratch(k::matvec_scratch_bytes(w.type, w.cols, n_tokens));
+  std::vector<float> y(n_tokens * w.rows), y1(y.size()), plain(y.size());
+  k::matmul<B>(p.view, x.data(), n_tokens, y.data(), scratch, pool);
+  k::matmul<B>(p.view, x.data(), n_tokens, y1.data(), scratch, serial);
+  k::matmul<B>(w, x.data(), n_tokens, plain.data(), scratch, serial);
+  REQUIRE(std::memcmp(y.data(), y1.data(), y.size() * sizeof(float)) == 0);
+  const size_t nb = w.cols / 32;
+  std::vector<k::ActQ8> act(nb);
+  size_t compared = 0;
+  for (size_t tok = 0; tok < n_tokens; ++tok) {
+    k::quantize_act_q8(x.data() + tok * w.cols, act.data(), w.cols);
+    for (size_t r = 0; r < w.rows; ++r) {
+      const float got = y[tok * w.rows + r];
+      const float want = r < p.view.panel_rows ? definition(w.type, w.row(r), act.data(), nb) : plain[tok * w.rows + r];
+      if (std::memcmp(&got, &want, sizeof got) != 0) {
+        CAPTURE(tok);
+        CAPTURE(r);
+        CAPTURE(p.view.panel_rows);
+        REQUIRE(got == want);
+      }
+      ++compared;
+    }
+  }
+  return compared;
+}
+
+}  // namespace
+
+TEST_CASE("packing moves every quant and scale once and back") {
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    const size_t rows = 48, cols = 96, rb = row_bytes(t, cols);
+    std::vector<uint8_t> src(rows * rb), dst(rows * rb);
+    std::mt19937 rng(7);
+    for (auto& b : src) b = static_cast<uint8_t>(rng());
+    REQUIRE(k::panels::pack_matrix(t, src.data(), rows, cols, dst.data()) == rows);
+    // Every byte of the packed matrix comes from one source byte: the
+    // multisets of scale bytes and of quant bytes (Q8_0: XOR 0x80) agree.
+    std::vector<int> seen(256, 0);
+    for (auto b : src) ++seen[b];
+    for (size_t i = 0; i < dst.size(); ++i) {
+      const size_t rec = t == DType::Q8_0 ? 16 * sizeof(BlockQ8_0) : 16 * sizeof(BlockQ4_0);
+      const bool quant = i % rec >= 32;
+      --seen[quant && t == DType::Q8_0 ? (dst[i] ^ 0x80) : dst[i]];
+    }
+    for (int c : seen) REQUIRE(c == 0);
+    // Row 5, block 2, element 9 and 25, read back through the layout.
+    const size_t rec = t == DType::Q8_0 ? 16 * sizeof(BlockQ8_0) : 16 * sizeof(BlockQ4_0);
+    const uint8_t* r2 = dst.data() + 2 * rec;
+    if (t == DType::Q8_0) {
+      const auto& b = reinterpret_cast<const BlockQ8_0*>(src.data() + 5 * rb)[2];
+      CHECK(r2[32 + 2 * 64 + 5 * 4 + 1] == (static_cast<uint8_t>(b.qs[9]) ^ 0x80));
+      CHECK(r2[32 + 6 * 64 + 5 * 4 + 1] == (static_cast<uint8_t>(b.qs[25]) ^ 0x80));
+      uint16_t d;
+      std::memcpy(&d, r2 + 10, 2);
+      CHECK(d == b.d);
+    } else {
+      const auto& b = reinterpret_cast<const BlockQ4_0*>(src.data() + 5 * rb)[2];
+      CHECK(r2[32 + 2 * 64 + 5 * 4 + 1] == b.qs[9]);  // elements 9 (low) and 25 (high)
+      uint16_t d;
+      std::memcpy(&d, r2 + 10, 2);
+      CHECK(d == b.d);
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("panel matmul equals the definition bit for bit", B, k::Scalar, k::Xsimd, k::Highway,
+                   k::Avx512Vnni) {
+  SerialExecutor serial;
+  ThreadPool pool(2);
+  size_t compared = 0;
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    // 16 and 48: whole panels; 17, 257: one row-major row after them; 15:
+    // no panel at all; 1040 rows span several tasks.
+    for (size_t rows : {size_t{15}, size_t{16}, size_t{17}, size_t{48}, size_t{257}, size_t{1040}}) {
+      for (size_t cols : {size_t{32}, size_t{64}, size_t{704}}) {
+        if (rows == 1040 && cols != 704) continue;
+        CAPTURE(dtype_name(t));
+        CAPTURE(rows);
+        CAPTURE(cols);
+        const size_t rb = row_bytes(t, cols);
+        std::vector<uint8_t> storage(rows * rb);
+        const auto wf = randn(rows * cols, static_cast<uint32_t>(rows * 31 + cols), 0.05f);
+        for (size_t r = 0; r < rows; ++r)
+          REQUIRE(quants::quantize_row(t, wf.data() + r * cols, storage.data() + r * rb, cols).is_ok());
+        const k::WeightView w{t, storage.data(), rows, cols, rb};
+        for (size_t n_tokens : {1, 2, 3, 4, 5, 8, 9, 13, 16, 17}) {
+          CAPTURE(n_tokens);
+          compared += check<B>(w, randn(n_tokens * cols, static_cast<uint32_t>(n_tokens + rows)), n_tokens, pool,
+                               serial);
+        }
+      }
+    }
+  }
+  MESSAGE(compared << " values compared");
+}
+
+TEST_CASE("panel matmul on the shared model's Q8_0/Q4_0 tensors equals the definition") {
+  SerialExecutor serial;
+  ThreadPool pool(2);
+  size_t compared = 0;
+  for (const char* model : {"models/synth/synth-llama-q8_0.gguf", "models/synth/synth-llama-q4_0.gguf"}) {
+    const auto path = test::shared_file(model);
+    if (!path) {
+      MESSAGE("skipped: " << model << " not found");
+      continue;
+    }
+    auto f = io::GgufFile::open(*path);
+    REQUIRE_MESSAGE(f.ok(), f.status().to_string());
+    uint32_t seed = 100;
+    for (const auto& t : f->tensors()) {
+      if (t.n_dims != 2 || (t.type != DType::Q8_0 && t.type != DType::Q4_0)) continue;
+      CAPTURE(std::string(t.name));
+      const size_t cols = t.ne[0], rows = t.ne[1];
+      const k::WeightView w{t.type, t.data, rows, cols, row_bytes(t.type, cols)};
+      for (size_t n_tokens : {1, 9}) compared += check<k::Best>(w, randn(n_tokens * cols, seed++), n_tokens, pool, serial);
+    }
+  }
+  MESSAGE(compared << " values compared");
+}
