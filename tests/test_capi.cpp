@@ -127,8 +127,11 @@ TEST_CASE("C API: load, tokenize, prefill, step match the C++ session bit for bi
   CHECK(std::string(jl_last_error()).find("/nonexistent.gguf") != std::string::npos);
   // Read into memory: the same model (the same logits after the same prompt).
   jl_model* copied = nullptr;
-  CHECK(jl_model_load_ex(model_path().c_str(), nullptr, 2, &copied) == JL_INVALID_ARGUMENT);
-  CHECK(std::string(jl_last_error()).find("unknown flags 2") != std::string::npos);
+  CHECK(jl_model_load_ex(model_path().c_str(), nullptr, 4, &copied) == JL_INVALID_ARGUMENT);
+  CHECK(std::string(jl_last_error()).find("unknown flags 4") != std::string::npos);
+  jl_model* plain = nullptr;  // both flags together are valid
+  CHECK(jl_model_load_ex(model_path().c_str(), nullptr, JL_LOAD_NO_MMAP | JL_LOAD_NO_REPACK, &plain) == JL_OK);
+  jl_model_free(plain);
   REQUIRE(jl_model_load_ex(model_path().c_str(), nullptr, JL_LOAD_NO_MMAP, &copied) == JL_OK);
   {
     jl_session* a = nullptr;

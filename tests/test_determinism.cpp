@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "jielong/io/quantize.hpp"
 #include "jielong/io/synth.hpp"
 #include "jielong/run/load.hpp"
 #include "jielong/run/session.hpp"
@@ -182,6 +184,55 @@ TEST_CASE("a model read into memory (no_mmap) gives the bits of the mapped file"
           run_steps(make(mapped->model, 1, model::KvType::f32)));
   }
   std::filesystem::remove(path);
+}
+
+TEST_CASE("Q4_0/Q8_0 repacked into panels at load: the same bits mapped or read, on 1 or 2 threads") {
+  // Q8_0 with a tied output: the classifier is repacked while the embedding
+  // keeps reading the file's rows (whose pages a copy must then keep).
+  for (const std::string mix : {"q4_0", "q8_0"}) {
+    CAPTURE(mix);
+    const std::string path = (std::filesystem::temp_directory_path() /
+                              ("jielong-panels-" + std::to_string(::getpid()) + "-" + mix + ".gguf")).string();
+    io::SynthSpec spec;  // 256 wide, 704 ff, 4 layers
+    spec.mix = io::find_quant_mix(mix);
+    spec.tied = mix == "q8_0";
+    const Status written = io::write_synth_model(spec, path);
+    REQUIRE_MESSAGE(written.is_ok(), written.to_string());
+    run::LoadOptions copy, plain;
+    copy.no_mmap = true;
+    plain.no_repack = true;
+    auto packed = run::load(path);
+    auto packed_copy = run::load(path, "", copy);
+    auto unpacked = run::load(path, "", plain);
+    REQUIRE_MESSAGE(packed.ok(), packed.status().to_string());
+    REQUIRE_MESSAGE(packed_copy.ok(), packed_copy.status().to_string());
+    REQUIRE_MESSAGE(unpacked.ok(), unpacked.status().to_string());
+    CHECK(unpacked->model->panel_bytes() == 0);
+    if (kernels::panels_preferred()) CHECK(packed->model->panel_bytes() > 0);
+    const Trace ref = run_steps(make(packed->model, 1, model::KvType::f32));
+    CHECK(run_steps(make(packed->model, 2, model::KvType::f32), 11) == ref);
+    CHECK(run_steps(make(packed_copy->model, 1, model::KvType::f32)) == ref);
+    // Against the file's layout: the same integer block sums, added in
+    // another order. The float difference can flip the rounding of an 8-bit
+    // activation in a later layer, which moves these logits (largest ~0.9)
+    // by ~0.01; a misplaced block or row moves them by a whole term (a
+    // panel matrix read as rows: > 0.5). So: within 5% of the largest, and
+    // the same token first.
+    run::Session a = make(packed->model, 1, model::KvType::f32), b = make(unpacked->model, 1, model::KvType::f32);
+    REQUIRE(a.prefill(prompt()).is_ok());
+    REQUIRE(b.prefill(prompt()).is_ok());
+    float worst = 0, peak = 0;
+    size_t best_a = 0, best_b = 0;
+    for (size_t i = 0; i < a.logits().size(); ++i) {
+      worst = std::max(worst, std::fabs(a.logits()[i] - b.logits()[i]));
+      peak = std::max(peak, std::fabs(b.logits()[i]));
+      if (a.logits()[i] > a.logits()[best_a]) best_a = i;
+      if (b.logits()[i] > b.logits()[best_b]) best_b = i;
+    }
+    CHECK(worst <= 0.05f * peak);
+    CHECK(best_a == best_b);
+    std::filesystem::remove(path);
+  }
 }
 
 #ifdef JIELONG_CLI_PATH

@@ -20,6 +20,10 @@ inline constexpr const char* kNoMmapHelp =
     "read the model into memory (huge pages where the system allows) instead of mapping it: slower to load, "
     "faster to decode";
 
+// The help line of --no-repack.
+inline constexpr const char* kNoRepackHelp =
+    "keep Q4_0/Q8_0 weights as the file stores them instead of repacking them at load for the int8 kernels";
+
 // What a subcommand receives: its name and the arguments after it.
 struct Args {
   std::string_view command;

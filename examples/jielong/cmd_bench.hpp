@@ -151,7 +151,8 @@ inline int cmd_bench(Args& args) {
   std::string model_path, tokenizer_path, threads_list = "1", prompt_list = "128", gen_list = "32", output = "md",
                                           backend_name_s = "best", kv = "f16";
   int64_t reps = 5, n_batch = 512;
-  bool bandwidth = false, no_mmap = false;
+  bool bandwidth = false;
+  run::LoadOptions lo;
   Flags flags("bench", "-m MODEL [-p 128] [-n 32] [-t 1,2] [-r 5] [-o md|json]",
               "Prompt processing (pp) and generation (tg) speed in tokens/s, mean ± stddev over the repetitions, "
               "with llama-bench's field names.");
@@ -166,7 +167,8 @@ inline int cmd_bench(Args& args) {
   flags.add_string("--backend", &backend_name_s, "kernel backend: best (default), scalar, xsimd, highway");
   flags.add_string("--kv", &kv, "KV cache type f16 (default, as llama.cpp) or f32");
   flags.add_switch("--bandwidth", &bandwidth, "also measure the read bandwidth (1 GiB stream) per thread count");
-  flags.add_switch("--no-mmap", &no_mmap, kNoMmapHelp);
+  flags.add_switch("--no-mmap", &lo.no_mmap, kNoMmapHelp);
+  flags.add_switch("--no-repack", &lo.no_repack, kNoRepackHelp);
   if (auto rc = flags.parse(args)) return *rc;
 
   bool ok_p = false, ok_n = false, ok_t = false;
@@ -205,14 +207,12 @@ inline int cmd_bench(Args& args) {
   }
   // Load time: open + map (or read) + bind (what a host pays before its first prompt).
   const auto t_load = std::chrono::steady_clock::now();
-  run::LoadOptions lo;
-  lo.no_mmap = no_mmap;
   auto file = io::ModelFile::open(model_path, lo.file_mode());
   if (!file.ok()) {
     std::fprintf(stderr, "jielong bench: %s\n", file.status().to_string().c_str());
     return 1;
   }
-  auto bound = model::Model::bind<io::ModelFile>(*file, (*file)->hparams(), model_path);
+  auto bound = model::Model::bind<io::ModelFile>(*file, (*file)->hparams(), model_path, lo.bind_options());
   if (!bound.ok()) {
     std::fprintf(stderr, "jielong bench: %s\n", bound.status().to_string().c_str());
     return 1;
@@ -323,11 +323,12 @@ inline int cmd_bench(Args& args) {
                   " \"n_prompt\": %zu, \"n_gen\": %zu, \"avg_ns\": %.0f, \"stddev_ns\": %.0f,"
                   " \"avg_ts\": %.6f, \"stddev_ts\": %.6f, \"samples_ts\": [",
                   bytes, params, run::backend_name(backend), static_cast<long long>(n_batch), smp.n_threads,
-                  model::kv_type_name(kv_type), model::kv_type_name(kv_type), no_mmap ? "false" : "true", smp.n_prompt, smp.n_gen, smp.avg_ns,
+                  model::kv_type_name(kv_type), model::kv_type_name(kv_type), lo.no_mmap ? "false" : "true", smp.n_prompt, smp.n_gen, smp.avg_ns,
                   smp.stddev_ns, smp.avg_ts, smp.stddev_ts);
       for (size_t k = 0; k < smp.ts.size(); ++k) std::printf("%s%.6f", k ? ", " : "", smp.ts[k]);
-      std::printf("], \"load_ms\": %.3f, \"peak_rss_bytes\": %.0f, \"kv_cache_bytes\": %zu", load_ms,
-                  peak_rss_mib * 1024.0 * 1024.0, kv_bytes);
+      std::printf("], \"load_ms\": %.3f, \"peak_rss_bytes\": %.0f, \"kv_cache_bytes\": %zu, \"repack\": %s,"
+                  " \"repacked_bytes\": %zu", load_ms, peak_rss_mib * 1024.0 * 1024.0, kv_bytes,
+                  m->panel_bytes() ? "true" : "false", m->panel_bytes());
       if (smp.bandwidth_gbs > 0)
         std::printf(", \"bandwidth_gbs\": %.3f, \"bandwidth_fraction\": %.4f", smp.bandwidth_gbs,
                     smp.n_gen ? smp.avg_ts * static_cast<double>(bytes) / (smp.bandwidth_gbs * 1e9) : 0.0);
@@ -350,8 +351,9 @@ inline int cmd_bench(Args& args) {
     }
     std::printf("\n");
   }
-  std::printf("\nload %.1f ms%s, peak RSS %.1f MiB (weights %.1f MiB + KV cache %.1f MiB)\n", load_ms,
-              no_mmap ? " (read into memory, --no-mmap)" : " (mapped)", peak_rss_mib,
+  std::printf("\nload %.1f ms%s, %.1f MiB repacked into panels, peak RSS %.1f MiB (weights %.1f MiB + KV cache %.1f MiB)\n",
+              load_ms, lo.no_mmap ? " (read into memory, --no-mmap)" : " (mapped)",
+              static_cast<double>(m->panel_bytes()) / (1024.0 * 1024.0), peak_rss_mib,
               static_cast<double>(bytes) / (1024.0 * 1024.0), static_cast<double>(kv_bytes) / (1024.0 * 1024.0));
   return 0;
 }

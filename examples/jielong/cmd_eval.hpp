@@ -28,7 +28,7 @@ inline int cmd_eval(Args& args) {
   std::string model_path, tokenizer_path, kv = "f16";
   std::vector<std::string> prompts;
   int64_t n_greedy = 32, top = 8, threads = 1;
-  bool no_mmap = false;
+  run::LoadOptions lo;
   Flags flags("eval", "-m MODEL -n N --top K -p PROMPT [-p PROMPT...]",
               "For each prompt print one JSON line: its tokens, the K largest logits at every prompt position and "
               "N greedy continuation tokens with their text.");
@@ -39,7 +39,8 @@ inline int cmd_eval(Args& args) {
   flags.add_int("--top", &top, "logits listed per prompt position (default 8)", 1, 1 << 20);
   flags.add_int("-t,--threads", &threads, "threads (default 1)", 1, 1024);
   flags.add_string("--kv", &kv, "KV cache type f16 (llama.cpp's default) or f32");
-  flags.add_switch("--no-mmap", &no_mmap, kNoMmapHelp);
+  flags.add_switch("--no-mmap", &lo.no_mmap, kNoMmapHelp);
+  flags.add_switch("--no-repack", &lo.no_repack, kNoRepackHelp);
   if (auto rc = flags.parse(args)) return *rc;
   model::KvType kv_type;
   if (!parse_kv_type("eval", kv, kv_type)) return 1;
@@ -48,7 +49,7 @@ inline int cmd_eval(Args& args) {
     return 1;
   }
   run::LoadedModel lm;
-  if (!load_or_report("eval", model_path, tokenizer_path, no_mmap, lm)) return 1;
+  if (!load_or_report("eval", model_path, tokenizer_path, lo, lm)) return 1;
   if (!lm.tokenizer) {
     std::fprintf(stderr, "jielong eval: %s has no tokenizer; pass -z TOKENIZER.bin\n", model_path.c_str());
     return 1;

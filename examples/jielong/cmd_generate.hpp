@@ -12,13 +12,11 @@ namespace jielong::cli {
 
 // Shared by generate / eval / perplexity: -m MODEL [-z TOKENIZER] → model + tokenizer.
 inline bool load_or_report(const char* command, const std::string& model_path, const std::string& tokenizer_path,
-                           bool no_mmap, run::LoadedModel& out) {
+                           const run::LoadOptions& lo, run::LoadedModel& out) {
   if (model_path.empty()) {
     std::fprintf(stderr, "jielong %s: -m MODEL is required\n", command);
     return false;
   }
-  run::LoadOptions lo;
-  lo.no_mmap = no_mmap;
   auto loaded = run::load(model_path, tokenizer_path, lo);
   if (!loaded.ok()) {
     std::fprintf(stderr, "jielong %s: %s\n", command, loaded.status().to_string().c_str());
@@ -32,7 +30,8 @@ inline int cmd_generate(Args& args) {
   std::string model_path, tokenizer_path, prompt;
   int64_t n_predict = 128, top_k = 40, seed = 0, threads = 1, ctx = 0;
   double temp = 0.8, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
-  bool chat = false, no_mmap = false;
+  bool chat = false;
+  run::LoadOptions lo;
   std::vector<std::string> stops;
   Flags flags("generate", "-m MODEL [-z TOKENIZER.bin] -p PROMPT [-n N] [options]",
               "Continue PROMPT with the model; the text goes to stdout, statistics to stderr.");
@@ -51,11 +50,12 @@ inline int cmd_generate(Args& args) {
   flags.add_int("-c,--ctx", &ctx, "context size (default: the model's)", 0, 1 << 24);
   flags.add_switch("--chat", &chat, "wrap the prompt in the model's chat template");
   flags.add_strings("--stop", &stops, "stop string (repeatable)");
-  flags.add_switch("--no-mmap", &no_mmap, kNoMmapHelp);
+  flags.add_switch("--no-mmap", &lo.no_mmap, kNoMmapHelp);
+  flags.add_switch("--no-repack", &lo.no_repack, kNoRepackHelp);
   if (auto rc = flags.parse(args)) return *rc;
 
   run::LoadedModel lm;
-  if (!load_or_report("generate", model_path, tokenizer_path, no_mmap, lm)) return 1;
+  if (!load_or_report("generate", model_path, tokenizer_path, lo, lm)) return 1;
   if (!lm.tokenizer) {
     std::fprintf(stderr, "jielong generate: %s has no tokenizer; pass -z TOKENIZER.bin\n", model_path.c_str());
     return 1;

@@ -15,7 +15,7 @@ namespace jielong::cli {
 inline int cmd_perplexity(Args& args) {
   std::string model_path, tokenizer_path, text, kv = "f32";
   int64_t threads = 1;
-  bool no_mmap = false;
+  run::LoadOptions lo;
   Flags flags("perplexity", "-m MODEL [-z TOKENIZER.bin] -p TEXT",
               "Token count, summed negative log-likelihood of each next token (BOS included) and perplexity.");
   flags.add_string("-m,--model", &model_path, "model file");
@@ -23,12 +23,13 @@ inline int cmd_perplexity(Args& args) {
   flags.add_string("-p,--prompt", &text, "the text");
   flags.add_int("-t,--threads", &threads, "threads (default 1)", 1, 1024);
   flags.add_string("--kv", &kv, "KV cache type f32 (default) or f16");
-  flags.add_switch("--no-mmap", &no_mmap, kNoMmapHelp);
+  flags.add_switch("--no-mmap", &lo.no_mmap, kNoMmapHelp);
+  flags.add_switch("--no-repack", &lo.no_repack, kNoRepackHelp);
   if (auto rc = flags.parse(args)) return *rc;
   model::KvType kv_type;
   if (!parse_kv_type("perplexity", kv, kv_type)) return 1;
   run::LoadedModel lm;
-  if (!load_or_report("perplexity", model_path, tokenizer_path, no_mmap, lm)) return 1;
+  if (!load_or_report("perplexity", model_path, tokenizer_path, lo, lm)) return 1;
   if (!lm.tokenizer) {
     std::fprintf(stderr, "jielong perplexity: %s has no tokenizer; pass -z TOKENIZER.bin\n", model_path.c_str());
     return 1;

@@ -77,10 +77,11 @@ jl_status jl_model_load_ex(const char* path, const char* tokenizer_path, uint32_
   using namespace jielong;
   if (!path || !out) return capi::fail(Code::invalid_argument, "jl_model_load: path and out must not be NULL");
   *out = nullptr;
-  if (flags & ~static_cast<uint32_t>(JL_LOAD_NO_MMAP))
+  if (flags & ~static_cast<uint32_t>(JL_LOAD_NO_MMAP | JL_LOAD_NO_REPACK))
     return capi::fail(make_error(Code::invalid_argument, "jl_model_load_ex: unknown flags " + std::to_string(flags)));
   run::LoadOptions lo;
   lo.no_mmap = (flags & JL_LOAD_NO_MMAP) != 0;
+  lo.no_repack = (flags & JL_LOAD_NO_REPACK) != 0;
   auto lm = run::load(path, tokenizer_path ? tokenizer_path : "", lo);
   if (!lm.ok()) return capi::fail(lm.status());
   auto* m = new (std::nothrow) jl_model{std::move(*lm)};

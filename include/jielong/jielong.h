@@ -53,7 +53,11 @@ jl_status jl_model_load(const char* path, const char* tokenizer_path, jl_model**
 enum {
   /* Read the weights into memory (huge pages where the system allows)
    * instead of mapping the file: slower to load, faster to decode. */
-  JL_LOAD_NO_MMAP = 1
+  JL_LOAD_NO_MMAP = 1,
+  /* Keep Q4_0/Q8_0 weights as the file stores them instead of repacking
+   * them at load for the int8 kernels (slower; the file's pages stay
+   * shared with other processes). */
+  JL_LOAD_NO_REPACK = 2
 };
 /* jl_model_load with flags (JL_LOAD_*; unknown bits are JL_INVALID_ARGUMENT). */
 jl_status jl_model_load_ex(const char* path, const char* tokenizer_path, uint32_t flags, jl_model** out);

@@ -121,6 +121,30 @@ class MappedFile {
   const std::string& path() const noexcept { return path_; }
   bool is_mapped() const noexcept { return mapped_; }
 
+  // The owner of [p, p + n) has its own copy of those bytes (e.g. weights
+  // repacked at load): give the whole pages inside the range back to the
+  // system. A mapping reads them again from the file if they are touched;
+  // a copy would read zeros, so `reread` (someone may still read them)
+  // leaves a copy alone.
+  void drop_pages(const void* p, size_t n, bool reread) const noexcept {
+#if JIELONG_HAS_MMAP
+    const auto* a = static_cast<const std::byte*>(p);
+    if (n == 0 || a < data_ || a + n > data_ + size_) return;
+    if (mapped_) {
+      const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+      const uintptr_t lo = (reinterpret_cast<uintptr_t>(a) + page - 1) / page * page;
+      const uintptr_t hi = (reinterpret_cast<uintptr_t>(a) + n) / page * page;
+      if (lo < hi) (void)::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+    } else if (!reread) {
+      copy_.drop_pages(p, n);
+    }
+#else
+    (void)p;
+    (void)n;
+    (void)reread;
+#endif
+  }
+
  private:
 #if JIELONG_HAS_MMAP
   Status read_all(int fd) {
@@ -153,7 +177,7 @@ class MappedFile {
   const std::byte* data_ = nullptr;
   size_t size_ = 0;
   bool mapped_ = false;
-  HugePageBuffer copy_;  // the bytes, when read rather than mapped
+  mutable HugePageBuffer copy_;  // the bytes, when read rather than mapped (drop_pages gives pages back)
 };
 
 }  // namespace jielong

@@ -9,6 +9,7 @@
 
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <unistd.h>
 #endif
 
 namespace jielong {
@@ -110,6 +111,22 @@ class HugePageBuffer {
   std::byte* data() noexcept { return data_; }
   const std::byte* data() const noexcept { return data_; }
   size_t size() const noexcept { return size_; }
+
+  // Returns the whole pages inside [p, p + n) to the system; they read as
+  // zeros if touched again. Only for a mapped buffer (a no-op otherwise).
+  void drop_pages(const void* p, size_t n) noexcept {
+#if defined(__linux__)
+    if (!map_ || n == 0) return;
+    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p), b = a + n;
+    const uintptr_t lo = (a + page - 1) / page * page, hi = b / page * page;
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(data_), end = begin + size_;
+    if (lo < hi && lo >= begin && hi <= end) (void)::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+#else
+    (void)p;
+    (void)n;
+#endif
+  }
 
  private:
   void release() noexcept {

@@ -207,6 +207,9 @@ class GgufFile {
     return f;
   }
 
+  // See MappedFile::drop_pages (a no-op for an image held by the caller).
+  void drop_pages(const void* p, size_t n, bool reread) const noexcept { file_.drop_pages(p, n, reread); }
+
   // Reads a GGUF image held by the caller, who keeps it alive and unchanged
   // for the life of the returned file.
   static Result<GgufFile> from_memory(std::span<const std::byte> bytes, std::string name = "<memory>") {

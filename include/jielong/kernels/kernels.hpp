@@ -50,6 +50,16 @@ using Best = Avx512Vnni;
 using Best = Highway;
 #endif
 
+// Whether this build and CPU run the panel kernels (kernels/panels.hpp); on
+// others panels still work, through the plain-loop definition.
+inline bool panels_preferred() noexcept {
+#if JIELONG_HAVE_AVX512_VNNI
+  return vnni_detail::cpu_has_vnni();
+#else
+  return false;
+#endif
+}
+
 // Weight types matvec/matmul accept.
 constexpr bool matvec_supports(DType t) noexcept {
   switch (t) {
@@ -174,6 +184,16 @@ void panel_rows_dot(const WeightView& w, size_t r0, size_t r1, const void* act, 
   else
     panels::rows_dot_ref(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
 }
+// Rows [r0, r1) of w x n_tokens activation rows already in w's activation
+// format: the work of one matmul task, panels and row-major rows alike.
+template <class B>
+void rows_dot(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride, size_t n_tokens,
+              float* y, size_t y_stride) noexcept {
+  const size_t p1 = std::min(r1, w.panel_rows);
+  if (r0 < p1) panel_rows_dot<B>(w, r0, p1, act, act_stride, n_tokens, y, y_stride);
+  r0 = std::max(r0, p1);
+  if (r0 < r1) Ops<B>::rows_dot(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
+}
 inline std::byte* align64(std::byte* p) noexcept {
   return reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
 }
@@ -208,10 +228,7 @@ void matmul(const WeightView& w, const float* x, size_t n_tokens, float* y, std:
     act = base;
   }
   parallel_for(ex, w.rows, detail::row_grain(w), [&](size_t r0, size_t r1) {
-    const size_t p1 = std::min(r1, w.panel_rows);
-    if (r0 < p1) detail::panel_rows_dot<B>(w, r0, p1, act, act_stride, n_tokens, y, w.rows);
-    r0 = std::max(r0, p1);
-    if (r0 < r1) Ops<B>::rows_dot(w, r0, r1, act, act_stride, n_tokens, y, w.rows);
+    detail::rows_dot<B>(w, r0, r1, act, act_stride, n_tokens, y, w.rows);
   });
 }
 

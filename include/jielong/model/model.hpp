@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "jielong/core/dtype.hpp"
+#include "jielong/core/memory.hpp"
 #include "jielong/core/status.hpp"
 #include "jielong/kernels/kernels.hpp"
 #include "jielong/model/hparams.hpp"
@@ -20,6 +21,14 @@
 #include "jielong/model/weights.hpp"
 
 namespace jielong::model {
+
+struct BindOptions {
+  // Repack the Q4_0/Q8_0 matrices into panels (kernels/panels.hpp) in memory
+  // of the Model's own; the file's pages of those tensors are given back
+  // (File::drop_pages, where the file has it). Costs one pass over those
+  // weights at load; worth it where the CPU runs the panel kernels.
+  bool panels = kernels::panels_preferred();
+};
 
 class Model {
  public:
@@ -38,13 +47,18 @@ class Model {
   // n_bytes}); `owner` keeps the mapping alive for the Model's lifetime.
   template <class File>
   static Result<std::shared_ptr<const Model>> bind(std::shared_ptr<const File> file, const HParams& hp,
-                                                   std::string path);
+                                                   std::string path, const BindOptions& opts = {});
+
+  // Bytes of weights repacked into panels (0 when bound without them).
+  size_t panel_bytes() const noexcept { return panels_.size(); }
 
  private:
   Model() = default;
 
   template <class File>
   Status bind_all(const File& f);
+  template <class File>
+  Status pack_panels(const File& f);
 
   HParams hp_{};
   Weights w_;
@@ -52,6 +66,7 @@ class Model {
   std::vector<float> inv_freq_;   // [rope_dim/2]
   size_t rope_dim_ = 0;
   kernels::RopeLayout rope_layout_ = kernels::RopeLayout::normal;
+  HugePageBuffer panels_;              // the repacked matrices, when bound with panels
   std::shared_ptr<const void> owner_;  // the mapped file the views point into
   std::string path_;
 };
@@ -72,13 +87,15 @@ inline std::string shape_string(const uint64_t* ne, size_t n_dims) {
 }  // namespace detail
 
 template <class File>
-Result<std::shared_ptr<const Model>> Model::bind(std::shared_ptr<const File> file, const HParams& hp, std::string path) {
+Result<std::shared_ptr<const Model>> Model::bind(std::shared_ptr<const File> file, const HParams& hp, std::string path,
+                                                 const BindOptions& opts) {
   if (!file) return make_error(Code::invalid_argument, "model: no file");
   std::shared_ptr<Model> m(new (std::nothrow) Model());
   if (!m) return make_error(Code::out_of_memory, "model");
   m->hp_ = hp;
   m->path_ = std::move(path);
   Status st = m->bind_all(*file);
+  if (st.is_ok() && opts.panels) st = m->pack_panels(*file);
   if (!st.is_ok()) return st.prefix(m->path_);
   m->owner_ = std::move(file);
   return std::shared_ptr<const Model>(std::move(m));
@@ -194,6 +211,42 @@ Status Model::bind_all(const File& f) {
 
   // small_ no longer grows: hand out the pointers.
   for (const Pending& p : pending) *p.slot = small_.data() + p.offset;
+  return Status::ok();
+}
+
+// One buffer for every matrix that has panels; each is packed, then the
+// file's pages of it are given back (a tied output matrix keeps its file
+// rows: the embedding lookup still reads them).
+template <class File>
+Status Model::pack_panels(const File& f) {
+  std::vector<WeightView*> views;
+  for (LayerWeights& L : w_.layers)
+    for (WeightView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) views.push_back(v);
+  views.push_back(&w_.output);
+  auto packable = [](const WeightView& v) {
+    return kernels::panels::panel_rows(v.type, v.rows) > 0 && v.row_stride == row_bytes(v.type, v.cols);
+  };
+  auto padded = [](size_t n) { return (n + 63) / 64 * 64; };
+  size_t total = 0;
+  for (const WeightView* v : views)
+    if (packable(*v)) total += padded(v->rows * v->row_stride);
+  if (total == 0) return Status::ok();
+  HugePageBuffer buf(total);
+  if (!buf.data())
+    return make_error(Code::out_of_memory, std::to_string(total) + " bytes for the weights repacked into panels");
+  size_t offset = 0;
+  for (WeightView* v : views) {
+    if (!packable(*v)) continue;
+    const size_t n = v->rows * v->row_stride;
+    const void* src = v->data;
+    std::byte* dst = buf.data() + offset;
+    v->panel_rows = kernels::panels::pack_matrix(v->type, src, v->rows, v->cols, dst);
+    v->data = dst;
+    const bool reread = v == &w_.output && w_.tied_output;
+    if constexpr (requires { f.drop_pages(src, n, reread); }) f.drop_pages(src, n, reread);
+    offset += padded(n);
+  }
+  panels_ = std::move(buf);
   return Status::ok();
 }
 

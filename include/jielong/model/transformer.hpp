@@ -181,7 +181,7 @@ class Transformer {
         size_t i = 0;
         while (c >= first_chunk[i + 1]) ++i;
         const size_t r0 = (c - first_chunk[i]) * grain[i], r1 = std::min(w[i]->rows, r0 + grain[i]);
-        kernels::Ops<B>::rows_dot(*w[i], r0, r1, act, act_stride, n, y[i], w[i]->rows);
+        kernels::detail::rows_dot<B>(*w[i], r0, r1, act, act_stride, n, y[i], w[i]->rows);
       }
     });
   }
