@@ -84,22 +84,28 @@ inline uint16_t scale(const uint8_t* rec, size_t r) noexcept {
 // and must not overlap src.
 inline void pack(DType t, const void* src, size_t rows, size_t cols, void* dst) noexcept {
   const size_t rb = row_bytes(t, cols), nb = cols / 32;
+  const size_t rec_bytes = kRows * (t == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
   const auto* s = static_cast<const uint8_t*>(src);
   auto* d = static_cast<uint8_t*>(dst);
   for (size_t p = 0; p < rows / kRows; ++p) {
-    for (size_t b = 0; b < nb; ++b) {
-      uint8_t* rec = d + p * kRows * rb + b * kRows * (t == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
-      for (size_t r = 0; r < kRows; ++r) {
-        const uint8_t* row = s + (p * kRows + r) * rb;
+    for (size_t r = 0; r < kRows; ++r) {  // row by row: each source row is read once, in order
+      const uint8_t* row = s + (p * kRows + r) * rb;
+      uint8_t* rec = d + p * kRows * rb;
+      for (size_t b = 0; b < nb; ++b, rec += rec_bytes) {
+        uint8_t* q = rec + 32 + 4 * r;
         if (t == DType::Q8_0) {
-          const auto* blk = reinterpret_cast<const BlockQ8_0*>(row) + b;
-          std::memcpy(rec + 2 * r, &blk->d, 2);
-          for (size_t k = 0; k < 32; ++k)
-            rec[32 + (k / 4) * 64 + r * 4 + k % 4] = static_cast<uint8_t>(static_cast<uint8_t>(blk->qs[k]) ^ 0x80u);
+          const uint8_t* blk = row + b * sizeof(BlockQ8_0);
+          std::memcpy(rec + 2 * r, blk, 2);  // d
+          for (size_t g = 0; g < 8; ++g) {
+            uint32_t v;
+            std::memcpy(&v, blk + 2 + 4 * g, 4);
+            v ^= 0x80808080u;
+            std::memcpy(q + 64 * g, &v, 4);
+          }
         } else {
-          const auto* blk = reinterpret_cast<const BlockQ4_0*>(row) + b;
-          std::memcpy(rec + 2 * r, &blk->d, 2);
-          for (size_t m = 0; m < 16; ++m) rec[32 + (m / 4) * 64 + r * 4 + m % 4] = blk->qs[m];
+          const uint8_t* blk = row + b * sizeof(BlockQ4_0);
+          std::memcpy(rec + 2 * r, blk, 2);  // d
+          for (size_t g = 0; g < 4; ++g) std::memcpy(q + 64 * g, blk + 2 + 4 * g, 4);
         }
       }
     }
