@@ -186,10 +186,10 @@ TEST_CASE("a model read into memory (no_mmap) gives the bits of the mapped file"
   std::filesystem::remove(path);
 }
 
-TEST_CASE("Q4_0/Q8_0 repacked into panels at load: the same bits mapped or read, on 1 or 2 threads") {
+TEST_CASE("Q4_0/Q8_0/Q4_K repacked into panels at load: the same bits mapped or read, on 1 or 2 threads") {
   // Q8_0 with a tied output: the classifier is repacked while the embedding
   // keeps reading the file's rows (whose pages a copy must then keep).
-  for (const std::string mix : {"q4_0", "q8_0"}) {
+  for (const std::string mix : {"q4_0", "q8_0", "q4_k"}) {
     CAPTURE(mix);
     const std::string path = (std::filesystem::temp_directory_path() /
                               ("jielong-panels-" + std::to_string(::getpid()) + "-" + mix + ".gguf")).string();

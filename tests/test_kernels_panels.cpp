@@ -1,8 +1,10 @@
-// Panels (kernels/panels.hpp): Q4_0/Q8_0 matrices repacked 16 rows at a time.
-// Packing must change no value, so every backend's matmul on the packed copy
-// is checked against a definition computed from the original row-major
+// Panels (kernels/panels.hpp): Q4_0/Q8_0/Q4_K matrices repacked 16 rows at a
+// time. Packing must change no value, so every backend's matmul on the packed
+// copy is checked against a definition computed from the original row-major
 // blocks: per row, each block's exact integer sum, then in block order
-// sum = fma(d_w·d_x, (float)isum, sum). The panel kernels promise exactly
+// sum = fma(d_w·d_x, (float)isum, sum) (Q4_K: the super-block's exact
+// Σ sc·isum and Σ m·bsum, sum = fma(d_x, fma(-dmin, msum, d·isum), sum), as
+// ggml sums a Q4_K block). The panel kernels promise exactly
 // that, bit for bit; the rows after the last full panel stay row-major and
 // must match the same backend on the unpacked matrix.
 #include <cmath>
@@ -56,6 +58,28 @@ float definition(DType t, const void* wrow, const k::ActQ8* a, size_t nb) {
   return sum;
 }
 
+float definition_q4k(const void* wrow, const k::ActQ8K* a, size_t nb) {
+  float sum = 0.0f;
+  for (size_t i = 0; i < nb; ++i) {
+    const auto& b = static_cast<const BlockQ4_K*>(wrow)[i];
+    int32_t isum = 0, msum = 0;
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc, m;
+      quants::get_scale_min_k4(j, b.scales, sc, m);
+      int32_t sub = 0;
+      for (int l = 0; l < 32; ++l) {  // element 32j+l: byte 32(j/2)+l, low nibble for even j
+        const uint8_t byte = b.qs[32 * (j / 2) + l];
+        sub += (j % 2 ? byte >> 4 : byte & 0xF) * a[i].qs[32 * j + l];
+      }
+      isum += sc * sub;
+      msum += m * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
+    }
+    const float d = quants::h2f(b.d), dmin = quants::h2f(b.dmin);
+    sum = std::fma(a[i].d, std::fma(-dmin, static_cast<float>(msum), d * static_cast<float>(isum)), sum);
+  }
+  return sum;
+}
+
 struct Packed {
   AlignedBuffer bytes;
   k::WeightView view;
@@ -81,14 +105,21 @@ size_t check(const k::WeightView& w, const std::vector<float>& x, size_t n_token
   k::matmul<B>(p.view, x.data(), n_tokens, y1.data(), scratch, serial);
   k::matmul<B>(w, x.data(), n_tokens, plain.data(), scratch, serial);
   REQUIRE(std::memcmp(y.data(), y1.data(), y.size() * sizeof(float)) == 0);
-  const size_t nb = w.cols / 32;
+  const bool k4 = w.type == DType::Q4_K;
+  const size_t nb = w.cols / (k4 ? 256 : 32);
   std::vector<k::ActQ8> act(nb);
+  std::vector<k::ActQ8K> actk(nb);
   size_t compared = 0;
   for (size_t tok = 0; tok < n_tokens; ++tok) {
-    k::quantize_act_q8(x.data() + tok * w.cols, act.data(), w.cols);
+    if (k4)
+      k::quantize_act_q8k(x.data() + tok * w.cols, actk.data(), w.cols);
+    else
+      k::quantize_act_q8(x.data() + tok * w.cols, act.data(), w.cols);
     for (size_t r = 0; r < w.rows; ++r) {
       const float got = y[tok * w.rows + r];
-      const float want = r < p.view.panel_rows ? definition(w.type, w.row(r), act.data(), nb) : plain[tok * w.rows + r];
+      const float want = r >= p.view.panel_rows ? plain[tok * w.rows + r]
+                         : k4                   ? definition_q4k(w.row(r), actk.data(), nb)
+                                                : definition(w.type, w.row(r), act.data(), nb);
       if (std::memcmp(&got, &want, sizeof got) != 0) {
         CAPTURE(tok);
         CAPTURE(r);
@@ -103,7 +134,7 @@ size_t check(const k::WeightView& w, const std::vector<float>& x, size_t n_token
 
 }  // namespace
 
-TEST_CASE("packing moves every quant and scale once and back") {
+TEST_CASE("packing moves every quant and scale once") {
   for (DType t : {DType::Q8_0, DType::Q4_0}) {
     const size_t rows = 48, cols = 96, rb = row_bytes(t, cols);
     std::vector<uint8_t> src(rows * rb), dst(rows * rb);
@@ -145,12 +176,13 @@ TEST_CASE_TEMPLATE("panel matmul equals the definition bit for bit", B, k::Scala
   SerialExecutor serial;
   ThreadPool pool(2);
   size_t compared = 0;
-  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K}) {
     // 16 and 48: whole panels; 17, 257: one row-major row after them; 15:
     // no panel at all; 1040 rows span several tasks.
     for (size_t rows : {size_t{15}, size_t{16}, size_t{17}, size_t{48}, size_t{257}, size_t{1040}}) {
-      for (size_t cols : {size_t{32}, size_t{64}, size_t{704}}) {
-        if (rows == 1040 && cols != 704) continue;
+      for (size_t cols : {size_t{32}, size_t{64}, size_t{256}, size_t{512}, size_t{704}}) {
+        if (cols % dtype_info(t).block_size != 0) continue;
+        if (rows == 1040 && cols != 704 && cols != 512) continue;
         CAPTURE(dtype_name(t));
         CAPTURE(rows);
         CAPTURE(cols);
@@ -171,11 +203,12 @@ TEST_CASE_TEMPLATE("panel matmul equals the definition bit for bit", B, k::Scala
   MESSAGE(compared << " values compared");
 }
 
-TEST_CASE("panel matmul on the shared model's Q8_0/Q4_0 tensors equals the definition") {
+TEST_CASE("panel matmul on the shared models' Q8_0/Q4_0/Q4_K tensors equals the definition") {
   SerialExecutor serial;
   ThreadPool pool(2);
   size_t compared = 0;
-  for (const char* model : {"models/synth/synth-llama-q8_0.gguf", "models/synth/synth-llama-q4_0.gguf"}) {
+  for (const char* model : {"models/synth/synth-llama-q8_0.gguf", "models/synth/synth-llama-q4_0.gguf",
+                            "models/synth/synth-llama-q4_k_m.gguf"}) {
     const auto path = test::shared_file(model);
     if (!path) {
       MESSAGE("skipped: " << model << " not found");
@@ -185,11 +218,11 @@ TEST_CASE("panel matmul on the shared model's Q8_0/Q4_0 tensors equals the defin
     REQUIRE_MESSAGE(f.ok(), f.status().to_string());
     uint32_t seed = 100;
     for (const auto& t : f->tensors()) {
-      if (t.n_dims != 2 || (t.type != DType::Q8_0 && t.type != DType::Q4_0)) continue;
+      if (t.n_dims != 2 || !k::panels::supported(t.type)) continue;
       CAPTURE(std::string(t.name));
       const size_t cols = t.ne[0], rows = t.ne[1];
       const k::WeightView w{t.type, t.data, rows, cols, row_bytes(t.type, cols)};
-      for (size_t n_tokens : {1, 9}) compared += check<k::Best>(w, randn(n_tokens * cols, seed++), n_tokens, pool, serial);
+      for (size_t n_tokens : {1, 5, 9}) compared += check<k::Best>(w, randn(n_tokens * cols, seed++), n_tokens, pool, serial);
     }
   }
   MESSAGE(compared << " values compared");

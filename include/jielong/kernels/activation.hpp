@@ -36,12 +36,14 @@ struct ActQ8 {
 };
 static_assert(sizeof(ActQ8) == 48);
 
-// x ≈ d * qs for 256 elements; bsums[i] = sum of qs[16i .. 16i+15].
+// x ≈ d * qs for 256 elements; bsums[i] = sum of qs[16i .. 16i+15],
+// bsums32[j] = sum of qs[32j .. 32j+31] (the Q4_K panel kernels' mins).
 struct ActQ8K {
   int8_t qs[256];
   int16_t bsums[16];
   float d;
-  float pad[7];
+  int16_t bsums32[8];
+  float pad[3];
 };
 static_assert(sizeof(ActQ8K) == 320);
 
@@ -93,6 +95,7 @@ inline void quantize_act_q8k(const float* x, ActQ8K* y, size_t n) noexcept {
     std::memcpy(y[i].qs, b.qs, 256);
     std::memcpy(y[i].bsums, b.bsums, sizeof b.bsums);
     y[i].d = b.d;
+    for (int j = 0; j < 8; ++j) y[i].bsums32[j] = static_cast<int16_t>(b.bsums[2 * j] + b.bsums[2 * j + 1]);
     for (float& p : y[i].pad) p = 0;
   }
 }

@@ -1,4 +1,4 @@
-// Panels: Q4_0 and Q8_0 weights repacked for the int8 kernels. A panel is 16
+// Panels: Q4_0, Q8_0 and Q4_K weights repacked for the int8 kernels. A panel is 16
 // consecutive rows whose blocks are interleaved four quants at a time, so one
 // 64-byte load holds four quants of each of the 16 rows: exactly the 16 lanes
 // of a vpdpbusd. A matvec then keeps one row per lane from the first block to
@@ -14,12 +14,21 @@
 //   Q4_0: uint8_t q[4][16][4] // q[j][r][k] = row r's qs[4j+k]: low nibble is
 //                             // element 4j+k, high nibble element 16+4j+k
 //
+// and a Q4_K super-block of 256 (d, dmin and eight 6-bit scale/min pairs):
+//
+//   uint16_t d[16], dmin[16];
+//   uint8_t scales[12][16];      // scales[i][r] = row r's scales[i] (still 6-bit packed)
+//   uint8_t q[32][16][4];        // q[8g+s][r][k] = row r's qs[32g+4s+k]: low nibble is
+//                                // element 64g+4s+k (sub-block 2g), high 64g+32+4s+k
+//
 // A record is exactly as long as 16 blocks, so a panel is as long as its 16
 // rows were and the rows from panel_rows on keep their row-major place:
 // w.row(r) stays valid for r >= panel_rows. Packing changes no value; the
 // kernels sum each block exactly in int32 and then, per row, in block order,
-// sum = fma(d_w·d_x, (float)isum, sum) — `rows_dot_ref` below is that
-// definition in plain loops, and the vector kernels give the same bits.
+// sum = fma(d_w·d_x, (float)isum, sum) (Q4_K: the super-block's exact
+// Σ sc·isum and Σ m·bsum, then sum = fma(d_x, fma(-dmin, msum, d·isum), sum))
+// — `rows_dot_ref` below is that definition in plain loops, and the vector
+// kernels give the same bits.
 #pragma once
 
 #include <algorithm>
@@ -37,7 +46,7 @@ namespace jielong::kernels::panels {
 
 inline constexpr size_t kRows = 16;
 
-constexpr bool supported(DType t) noexcept { return t == DType::Q4_0 || t == DType::Q8_0; }
+constexpr bool supported(DType t) noexcept { return t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K; }
 
 // Rows of an r-row matrix that go into panels (the rest stay row-major).
 constexpr size_t panel_rows(DType t, size_t rows) noexcept { return supported(t) ? rows / kRows * kRows : 0; }
@@ -57,6 +66,12 @@ struct Fmt<DType::Q4_0> {
   static constexpr int kOffset = 8;  // u = nibble, weight = u - 8
   static constexpr size_t kQuantBytes = 256;
 };
+template <>
+struct Fmt<DType::Q4_K> {
+  using Block = BlockQ4_K;
+  static constexpr size_t kScales = 64, kQuants = 256;  // offsets in a record
+};
+static_assert(Fmt<DType::Q4_K>::kQuants + kRows * 128 == kRows * sizeof(BlockQ4_K));
 static_assert(32 + Fmt<DType::Q8_0>::kQuantBytes == kRows * sizeof(BlockQ8_0));
 static_assert(32 + Fmt<DType::Q4_0>::kQuantBytes == kRows * sizeof(BlockQ4_0));
 
@@ -83,8 +98,10 @@ inline uint16_t scale(const uint8_t* rec, size_t r) noexcept {
 // (src: rows · row_bytes(t, cols) bytes) to dst, which holds as many bytes
 // and must not overlap src.
 inline void pack(DType t, const void* src, size_t rows, size_t cols, void* dst) noexcept {
-  const size_t rb = row_bytes(t, cols), nb = cols / 32;
-  const size_t rec_bytes = kRows * (t == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0));
+  const size_t rb = row_bytes(t, cols), nb = cols / dtype_info(t).block_size;
+  const size_t rec_bytes = kRows * (t == DType::Q8_0   ? sizeof(BlockQ8_0)
+                                    : t == DType::Q4_0 ? sizeof(BlockQ4_0)
+                                                       : sizeof(BlockQ4_K));
   const auto* s = static_cast<const uint8_t*>(src);
   auto* d = static_cast<uint8_t*>(dst);
   for (size_t p = 0; p < rows / kRows; ++p) {
@@ -93,7 +110,14 @@ inline void pack(DType t, const void* src, size_t rows, size_t cols, void* dst) 
       uint8_t* rec = d + p * kRows * rb;
       for (size_t b = 0; b < nb; ++b, rec += rec_bytes) {
         uint8_t* q = rec + 32 + 4 * r;
-        if (t == DType::Q8_0) {
+        if (t == DType::Q4_K) {
+          const auto* blk = reinterpret_cast<const BlockQ4_K*>(row) + b;
+          std::memcpy(rec + 2 * r, &blk->d, 2);
+          std::memcpy(rec + 32 + 2 * r, &blk->dmin, 2);
+          for (size_t i = 0; i < 12; ++i) rec[detail::Fmt<DType::Q4_K>::kScales + 16 * i + r] = blk->scales[i];
+          uint8_t* qk = rec + detail::Fmt<DType::Q4_K>::kQuants + 4 * r;
+          for (size_t g = 0; g < 32; ++g) std::memcpy(qk + 64 * g, blk->qs + 4 * g, 4);  // 32g'+4s = 4(8g'+s)
+        } else if (t == DType::Q8_0) {
           const uint8_t* blk = row + b * sizeof(BlockQ8_0);
           std::memcpy(rec + 2 * r, blk, 2);  // d
           for (size_t g = 0; g < 8; ++g) {
@@ -126,8 +150,43 @@ inline size_t pack_matrix(DType t, const void* src, size_t rows, size_t cols, vo
 // The definition of the panel dot (the oracle the vector kernels match bit
 // for bit): rows [r0, r1) of the panels (multiples of 16) x n_tokens ActQ8
 // rows; y[t·y_stride + r].
+inline void rows_dot_ref_q4k(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
+                             size_t n_tokens, float* y, size_t y_stride) noexcept {
+  using F = detail::Fmt<DType::Q4_K>;
+  const size_t nb = w.cols / 256, rec_bytes = kRows * sizeof(BlockQ4_K);
+  for (size_t r = r0; r < r1; ++r) {
+    const auto* panel = static_cast<const uint8_t*>(w.data) + (r / kRows) * kRows * w.row_stride;
+    const size_t lane = r % kRows;
+    for (size_t t = 0; t < n_tokens; ++t) {
+      const auto* a = reinterpret_cast<const ActQ8K*>(static_cast<const std::byte*>(act) + t * act_stride);
+      float sum = 0.0f;
+      for (size_t b = 0; b < nb; ++b) {
+        const uint8_t* rec = panel + b * rec_bytes;
+        uint8_t scales[12];
+        for (size_t i = 0; i < 12; ++i) scales[i] = rec[F::kScales + 16 * i + lane];
+        int32_t isum = 0, msum = 0;
+        for (int j = 0; j < 8; ++j) {
+          uint8_t sc, m;
+          quants::get_scale_min_k4(j, scales, sc, m);
+          int32_t sub = 0;
+          for (size_t k = 0; k < 32; ++k) {  // element 32j+k: group j/2, step k/4, nibble j%2
+            const uint8_t byte = rec[F::kQuants + (8 * (j / 2) + k / 4) * 64 + lane * 4 + k % 4];
+            sub += (j % 2 ? byte >> 4 : byte & 0xF) * a[b].qs[32 * j + k];
+          }
+          isum += sc * sub;
+          msum += m * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+        }
+        const float d = quants::h2f(detail::scale(rec, lane)), dmin = quants::h2f(detail::scale(rec + 32, lane));
+        sum = std::fma(a[b].d, std::fma(-dmin, static_cast<float>(msum), d * static_cast<float>(isum)), sum);
+      }
+      y[t * y_stride + r] = sum;
+    }
+  }
+}
+
 inline void rows_dot_ref(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
                          size_t n_tokens, float* y, size_t y_stride) noexcept {
+  if (w.type == DType::Q4_K) return rows_dot_ref_q4k(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
   const size_t nb = w.cols / 32;
   const size_t rec_bytes = w.type == DType::Q8_0 ? kRows * sizeof(BlockQ8_0) : kRows * sizeof(BlockQ4_0);
   const int offset = w.type == DType::Q8_0 ? 128 : 8;

@@ -693,24 +693,136 @@ inline void panel_tile(const uint8_t* panel, size_t nb, const ActQ8* const* act,
   }
 }
 
+
+// Q4_K panels: per super-block, the eight 6-bit scales and mins of 16 rows
+// are unpacked together (three 64-byte loads: bytes [i][r]); each 64-byte
+// group of quants feeds two vpdpbusd (low nibbles: sub-block 2g, high:
+// 2g+1), a sub-block's int32 sums are scaled with vpmulld, and the mins
+// term Σ m_j·bsum_j is four vpdpwssd on (m_2i, m_2i+1) word pairs.
+template <int NT>
+inline void panel_tile_q4k(const uint8_t* panel, size_t nb, const ActQ8K* const* act, __m512 (&acc)[NT]) noexcept {
+  using F = panels::detail::Fmt<DType::Q4_K>;
+  constexpr size_t kRec = panels::kRows * sizeof(BlockQ4_K);
+  const __m512i low = _mm512_set1_epi8(0x0F), six = _mm512_set1_epi8(63), top2 = _mm512_set1_epi8(0x30);
+  // Word pairs (m_j[r], m_j+1[r]) from bytes [j][r]: output bytes 4r and
+  // 4r+2 take m_j[r] and m_j+1[r], odd bytes are zeroed by the mask.
+#if defined(__AVX512VBMI__)
+  alignas(64) static constexpr auto kPairIdx = [] {
+    struct { uint8_t lo[64], hi[64]; } t{};
+    for (int r = 0; r < 16; ++r) {
+      t.lo[4 * r] = static_cast<uint8_t>(r);
+      t.lo[4 * r + 2] = static_cast<uint8_t>(16 + r);
+      t.hi[4 * r] = static_cast<uint8_t>(32 + r);
+      t.hi[4 * r + 2] = static_cast<uint8_t>(48 + r);
+    }
+    return t;
+  }();
+  const __m512i pair_lo = _mm512_load_si512(kPairIdx.lo), pair_hi = _mm512_load_si512(kPairIdx.hi);
+  constexpr __mmask64 kEven = 0x5555555555555555ull;
+#endif
+  JIELONG_UNROLL
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (size_t b = 0; b < nb; ++b) {
+    const uint8_t* rec = panel + b * kRec;
+    const __m512i A = _mm512_loadu_si512(rec + F::kScales), B = _mm512_loadu_si512(rec + F::kScales + 64),
+                  C = _mm512_loadu_si512(rec + F::kScales + 128);
+    // get_scale_min_k4 on 16 rows at once; sc/m bytes [j][r], j = 0..3 and 4..7.
+    const __m512i sc03 = _mm512_and_si512(A, six), m03 = _mm512_and_si512(B, six);
+    const __m512i sc47 = _mm512_or_si512(_mm512_and_si512(C, low), _mm512_and_si512(_mm512_srli_epi16(A, 2), top2));
+    const __m512i m47 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(C, 4), low),
+                                        _mm512_and_si512(_mm512_srli_epi16(B, 2), top2));
+    alignas(64) uint8_t sc[2][64];  // sc[0] = sub-blocks 0..3, sc[1] = 4..7, bytes [j][r]
+    _mm512_store_si512(sc[0], sc03);
+    _mm512_store_si512(sc[1], sc47);
+    auto widen = [&](int j) {  // sub-block j's 16 scales as int32 lanes
+      return _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(&sc[0][0] + 16 * j)));
+    };
+    __m512i isum[NT];
+    JIELONG_UNROLL
+    for (int t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
+    JIELONG_UNROLL
+    for (int g = 0; g < 4; ++g) {
+      const __m512i sc_lo = widen(2 * g), sc_hi = widen(2 * g + 1);
+      __m512i s_lo[NT], s_hi[NT];
+      JIELONG_UNROLL
+      for (int t = 0; t < NT; ++t) s_lo[t] = s_hi[t] = _mm512_setzero_si512();
+      const uint8_t* q = rec + F::kQuants + 8 * 64 * g;
+      JIELONG_UNROLL
+      for (int s = 0; s < 8; ++s) {
+        const __m512i v = _mm512_loadu_si512(q + 64 * s);
+        const __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+        JIELONG_UNROLL
+        for (int t = 0; t < NT; ++t) {
+          const int8_t* x = act[t][b].qs + 64 * g + 4 * s;
+          s_lo[t] = _mm512_dpbusd_epi32(s_lo[t], lo, _mm512_set1_epi32(load_i32(x)));
+          s_hi[t] = _mm512_dpbusd_epi32(s_hi[t], hi, _mm512_set1_epi32(load_i32(x + 32)));
+        }
+      }
+      JIELONG_UNROLL
+      for (int t = 0; t < NT; ++t)
+        isum[t] = _mm512_add_epi32(isum[t], _mm512_add_epi32(_mm512_mullo_epi32(s_lo[t], sc_lo),
+                                                              _mm512_mullo_epi32(s_hi[t], sc_hi)));
+    }
+#if defined(__AVX512VBMI__)
+    const __m512i mp[4] = {_mm512_maskz_permutexvar_epi8(kEven, pair_lo, m03),
+                           _mm512_maskz_permutexvar_epi8(kEven, pair_hi, m03),
+                           _mm512_maskz_permutexvar_epi8(kEven, pair_lo, m47),
+                           _mm512_maskz_permutexvar_epi8(kEven, pair_hi, m47)};
+#else
+    alignas(64) uint8_t mb[2][64];
+    _mm512_store_si512(mb[0], m03);
+    _mm512_store_si512(mb[1], m47);
+    auto pair = [&](int j) {  // (m_j[r], m_j+1[r]) without a byte permute
+      const auto* p = reinterpret_cast<const __m128i*>(&mb[0][0] + 16 * j);
+      return _mm512_or_si512(_mm512_cvtepu8_epi32(_mm_load_si128(p)),
+                             _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_load_si128(p + 1)), 16));
+    };
+    const __m512i mp[4] = {pair(0), pair(2), pair(4), pair(6)};
+#endif
+    const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec)));
+    const __m512 dminv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 32)));
+    JIELONG_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8K& a = act[t][b];
+      __m512i msum = _mm512_setzero_si512();
+      JIELONG_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        int32_t pair;
+        std::memcpy(&pair, a.bsums32 + 2 * i, 4);
+        msum = _mm512_dpwssd_epi32(msum, mp[i], _mm512_set1_epi32(pair));
+      }
+      const __m512 inner = _mm512_fnmadd_ps(dminv, _mm512_cvtepi32_ps(msum),
+                                            _mm512_mul_ps(dv, _mm512_cvtepi32_ps(isum[t])));
+      acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(a.d), inner, acc[t]);
+    }
+  }
+}
+
 // Rows [r0, r1) (multiples of 16) of the panels x all tokens, eight tokens at
 // a time (each record unpacked once for eight), then the rest one by one.
 template <DType T>
 inline void panel_rows(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
                        size_t n_tokens, float* y, size_t y_stride) noexcept {
-  const size_t nb = w.cols / 32;
   const auto* base = static_cast<const std::byte*>(act);
   auto run = [&](auto nt_c, size_t p, size_t t) {
     constexpr int kT = decltype(nt_c)::value;
-    const ActQ8* a[kT];
-    for (int j = 0; j < kT; ++j) a[j] = reinterpret_cast<const ActQ8*>(base + (t + j) * act_stride);
+    const uint8_t* panel = static_cast<const uint8_t*>(w.data) + p * w.row_stride;
     __m512 acc[kT];
-    panel_tile<T, kT>(static_cast<const uint8_t*>(w.data) + p * w.row_stride, nb, a, acc);
+    if constexpr (T == DType::Q4_K) {
+      const ActQ8K* a[kT];
+      for (int j = 0; j < kT; ++j) a[j] = reinterpret_cast<const ActQ8K*>(base + (t + j) * act_stride);
+      panel_tile_q4k<kT>(panel, w.cols / 256, a, acc);
+    } else {
+      const ActQ8* a[kT];
+      for (int j = 0; j < kT; ++j) a[j] = reinterpret_cast<const ActQ8*>(base + (t + j) * act_stride);
+      panel_tile<T, kT>(panel, w.cols / 32, a, acc);
+    }
     for (int j = 0; j < kT; ++j) _mm512_storeu_ps(y + (t + j) * y_stride + p, acc[j]);
   };
   for (size_t p = r0; p + panels::kRows <= r1; p += panels::kRows) {
     size_t t = 0;
-    for (; t + 8 <= n_tokens; t += 8) run(std::integral_constant<int, 8>{}, p, t);
+    if constexpr (T != DType::Q4_K)  // (a Q4_K tile of 8 tokens would not fit the 32 registers)
+      for (; t + 8 <= n_tokens; t += 8) run(std::integral_constant<int, 8>{}, p, t);
     for (; t + 4 <= n_tokens; t += 4) run(std::integral_constant<int, 4>{}, p, t);
     for (; t < n_tokens; ++t) run(std::integral_constant<int, 1>{}, p, t);
   }
@@ -732,6 +844,7 @@ struct Ops<Avx512Vnni> : Ops<Highway> {
     using namespace vnni_detail;
     if (!cpu_has_vnni()) return panels::rows_dot_ref(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
     if (w.type == DType::Q8_0) return panel_rows<DType::Q8_0>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
+    if (w.type == DType::Q4_K) return panel_rows<DType::Q4_K>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
     return panel_rows<DType::Q4_0>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
   }
   static void rows_dot(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,

@@ -1,6 +1,7 @@
 // RAM a model needs at a given context, computed from the header alone
 // (hyper-parameters and tensor sizes), before anything is allocated: the
-// weights (mapped, so they count against page cache rather than heap), the
+// weights (mapped from the file, or for the formats repacked at load in
+// memory of the model's own: as many bytes either way), the
 // KV cache (2 · layers · context · kv_dim elements), the logits, and the
 // per-token activation buffers of one forward step (times the batch for
 // prefill).
