@@ -23,11 +23,15 @@
 namespace jielong::model {
 
 struct BindOptions {
-  // Repack the Q4_0/Q8_0 matrices into panels (kernels/panels.hpp) in memory
-  // of the Model's own; the file's pages of those tensors are given back
-  // (File::drop_pages, where the file has it). Costs one pass over those
-  // weights at load; worth it where the CPU runs the panel kernels.
+  // Repack the Q4_0/Q8_0/Q4_K matrices into panels (kernels/panels.hpp) in
+  // memory of the Model's own; the file's pages of those tensors are given
+  // back (File::drop_pages, where the file has it). Costs one pass over
+  // those weights at load; worth it where the CPU runs the panel kernels.
   bool panels = kernels::panels_preferred();
+  // Runs the repacking, one tensor per task (most of its time is the system
+  // handing out fresh pages, which goes faster on several cores); nullptr:
+  // a pool of one thread per core for the duration of the load.
+  Executor* executor = nullptr;
 };
 
 class Model {
@@ -58,7 +62,7 @@ class Model {
   template <class File>
   Status bind_all(const File& f);
   template <class File>
-  Status pack_panels(const File& f);
+  Status pack_panels(const File& f, Executor* ex);
 
   HParams hp_{};
   Weights w_;
@@ -95,7 +99,7 @@ Result<std::shared_ptr<const Model>> Model::bind(std::shared_ptr<const File> fil
   m->hp_ = hp;
   m->path_ = std::move(path);
   Status st = m->bind_all(*file);
-  if (st.is_ok() && opts.panels) st = m->pack_panels(*file);
+  if (st.is_ok() && opts.panels) st = m->pack_panels(*file, opts.executor);
   if (!st.is_ok()) return st.prefix(m->path_);
   m->owner_ = std::move(file);
   return std::shared_ptr<const Model>(std::move(m));
@@ -218,7 +222,7 @@ Status Model::bind_all(const File& f) {
 // file's pages of it are given back (a tied output matrix keeps its file
 // rows: the embedding lookup still reads them).
 template <class File>
-Status Model::pack_panels(const File& f) {
+Status Model::pack_panels(const File& f, Executor* ex) {
   std::vector<WeightView*> views;
   for (LayerWeights& L : w_.layers)
     for (WeightView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) views.push_back(v);
@@ -234,18 +238,35 @@ Status Model::pack_panels(const File& f) {
   HugePageBuffer buf(total);
   if (!buf.data())
     return make_error(Code::out_of_memory, std::to_string(total) + " bytes for the weights repacked into panels");
+  struct Job {
+    WeightView* view;
+    size_t offset;
+  };
+  std::vector<Job> jobs;
   size_t offset = 0;
   for (WeightView* v : views) {
     if (!packable(*v)) continue;
-    const size_t n = v->rows * v->row_stride;
-    const void* src = v->data;
-    std::byte* dst = buf.data() + offset;
-    v->panel_rows = kernels::panels::pack_matrix(v->type, src, v->rows, v->cols, dst);
-    v->data = dst;
-    const bool reread = v == &w_.output && w_.tied_output;
-    if constexpr (requires { f.drop_pages(src, n, reread); }) f.drop_pages(src, n, reread);
-    offset += padded(n);
+    jobs.push_back({v, offset});
+    offset += padded(v->rows * v->row_stride);
   }
+  std::unique_ptr<ThreadPool> own;
+  if (!ex) {
+    own.reset(new (std::nothrow) ThreadPool(0));
+    if (!own) return make_error(Code::out_of_memory, "model: a thread pool for repacking");
+    ex = own.get();
+  }
+  parallel_for(*ex, jobs.size(), 1, [&](size_t j0, size_t j1) {
+    for (size_t j = j0; j < j1; ++j) {
+      WeightView* v = jobs[j].view;
+      const size_t n = v->rows * v->row_stride;
+      const void* src = v->data;
+      std::byte* dst = buf.data() + jobs[j].offset;
+      v->panel_rows = kernels::panels::pack_matrix(v->type, src, v->rows, v->cols, dst);
+      v->data = dst;
+      const bool reread = v == &w_.output && w_.tied_output;
+      if constexpr (requires { f.drop_pages(src, n, reread); }) f.drop_pages(src, n, reread);
+    }
+  });
   panels_ = std::move(buf);
   return Status::ok();
 }

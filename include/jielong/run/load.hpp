@@ -32,6 +32,9 @@ struct LoadOptions {
   // default where the CPU runs those kernels): for A/B measurements, or to
   // keep the weights shared with other processes through the page cache.
   bool no_repack = false;
+  // Where the repacking runs (see model::BindOptions::executor); nullptr: a
+  // pool of one thread per core for the duration of the load.
+  Executor* executor = nullptr;
 
   MappedFile::Mode file_mode() const noexcept {
     return no_mmap ? MappedFile::Mode::read_only_copy : MappedFile::Mode::map_or_read;
@@ -39,6 +42,7 @@ struct LoadOptions {
   model::BindOptions bind_options() const noexcept {
     model::BindOptions b;
     b.panels = b.panels && !no_repack;
+    b.executor = executor;
     return b;
   }
 };
