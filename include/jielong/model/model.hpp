@@ -258,13 +258,19 @@ Status Model::pack_panels(const File& f, Executor* ex) {
   parallel_for(*ex, jobs.size(), 1, [&](size_t j0, size_t j1) {
     for (size_t j = j0; j < j1; ++j) {
       WeightView* v = jobs[j].view;
-      const size_t n = v->rows * v->row_stride;
-      const void* src = v->data;
+      const auto* src = static_cast<const std::byte*>(v->data);
       std::byte* dst = buf.data() + jobs[j].offset;
-      v->panel_rows = kernels::panels::pack_matrix(v->type, src, v->rows, v->cols, dst);
-      v->data = dst;
       const bool reread = v == &w_.output && w_.tied_output;
-      if constexpr (requires { f.drop_pages(src, n, reread); }) f.drop_pages(src, n, reread);
+      // 1024 rows at a time, each slice's file pages given back once packed,
+      // so a large matrix is never held twice.
+      constexpr size_t kSlice = 64 * kernels::panels::kRows;
+      for (size_t r = 0; r < v->rows; r += kSlice) {
+        const size_t n = std::min(kSlice, v->rows - r), off = r * v->row_stride;
+        (void)kernels::panels::pack_matrix(v->type, src + off, n, v->cols, dst + off);
+        if constexpr (requires { f.drop_pages(src, n, reread); }) f.drop_pages(src + off, n * v->row_stride, reread);
+      }
+      v->panel_rows = kernels::panels::panel_rows(v->type, v->rows);
+      v->data = dst;
     }
   });
   panels_ = std::move(buf);
