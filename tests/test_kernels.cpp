@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 
 #include "jielong/kernels/kernels.hpp"
+#include "support/random.hpp"
 
 using namespace jielong;
 namespace k = jielong::kernels;
@@ -30,13 +31,7 @@ struct Misaligned {
   std::vector<float> storage;
 };
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = nd(rng);
-  return v;
-}
+using test::randn;
 
 // Float summation in a different order differs by at most ~n·ε·Σ|terms|; the
 // SIMD backends use up to 8 partial sums of 16 lanes, so 1e-5 relative to the

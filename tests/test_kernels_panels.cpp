@@ -18,6 +18,7 @@
 #include "jielong/core/memory.hpp"
 #include "jielong/io/gguf.hpp"
 #include "jielong/kernels/kernels.hpp"
+#include "support/random.hpp"
 #include "support/shared.hpp"
 
 using namespace jielong;
@@ -25,13 +26,7 @@ namespace k = jielong::kernels;
 
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = nd(rng);
-  return v;
-}
+using test::randn;
 
 // The definition, from a row-major Q8_0/Q4_0 row (independent of the packing).
 float definition(DType t, const void* wrow, const k::ActQ8* a, size_t nb) {

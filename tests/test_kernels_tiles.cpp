@@ -13,6 +13,7 @@
 
 #include "jielong/io/gguf.hpp"
 #include "jielong/kernels/kernels.hpp"
+#include "support/random.hpp"
 #include "support/shared.hpp"
 
 using namespace jielong;
@@ -22,13 +23,7 @@ namespace {
 
 constexpr size_t kTokenCounts[] = {1, 2, 3, 4, 7, 8, 9, 13};
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = nd(rng);
-  return v;
-}
+using test::randn;
 
 // Exact Σ_blocks d_w·d_x·Σ q_w·q_x for a Q8_0/Q4_0 row against one quantized
 // activation row, and Σ |each block's term| (the scale of float rounding).
