@@ -60,7 +60,7 @@ void BM_ReadBandwidth(benchmark::State& state) {
 }
 
 // A rows x cols matrix of `type`: 64 distinct quantized rows tiled.
-// With `panels`, Q4_0/Q8_0 rows are repacked as the engine loads them
+// With `panels`, Q4_0/Q8_0/Q4_K rows are repacked as the engine loads them
 // (kernels/panels.hpp).
 struct BenchMatrix {
   BenchMatrix(DType type, size_t rows, size_t cols, bool panels = false) : bytes(row_bytes(type, cols) * rows) {
@@ -126,7 +126,7 @@ struct Shape {
   size_t rows, cols;
 };
 
-// backend "panels": Best on the engine's repacked layout (Q4_0, Q8_0 only).
+// backend "panels": Best on the engine's repacked layout (Q4_0, Q8_0, Q4_K).
 template <class B>
 void register_backend(const char* backend, bool panels = false) {
   const DType types[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0,

@@ -19,7 +19,7 @@
 #include "jielong/io/gguf.hpp"
 #include "jielong/kernels/kernels.hpp"
 #include "support/random.hpp"
-#include "support/shared.hpp"
+#include "support/shared_matrices.hpp"
 
 using namespace jielong;
 namespace k = jielong::kernels;
@@ -202,23 +202,13 @@ TEST_CASE("panel matmul on the shared models' Q8_0/Q4_0/Q4_K tensors equals the 
   SerialExecutor serial;
   ThreadPool pool(2);
   size_t compared = 0;
-  for (const char* model : {"models/synth/synth-llama-q8_0.gguf", "models/synth/synth-llama-q4_0.gguf",
-                            "models/synth/synth-llama-q4_k_m.gguf"}) {
-    const auto path = test::shared_file(model);
-    if (!path) {
-      MESSAGE("skipped: " << model << " not found");
-      continue;
-    }
-    auto f = io::GgufFile::open(*path);
-    REQUIRE_MESSAGE(f.ok(), f.status().to_string());
-    uint32_t seed = 100;
-    for (const auto& t : f->tensors()) {
-      if (t.n_dims != 2 || !k::panels::supported(t.type)) continue;
-      CAPTURE(std::string(t.name));
-      const size_t cols = t.ne[0], rows = t.ne[1];
-      const k::WeightView w{t.type, t.data, rows, cols, row_bytes(t.type, cols)};
-      for (size_t n_tokens : {1, 5, 9}) compared += check<k::Best>(w, randn(n_tokens * cols, seed++), n_tokens, pool, serial);
-    }
-  }
+  uint32_t seed = 100;
+  test::for_each_shared_matrix(
+      {"models/synth/synth-llama-q8_0.gguf", "models/synth/synth-llama-q4_0.gguf",
+       "models/synth/synth-llama-q4_k_m.gguf"},
+      k::panels::supported, [&](const k::WeightView& w) {
+        for (size_t n_tokens : {1, 5, 9})
+          compared += check<k::Best>(w, randn(n_tokens * w.cols, seed++), n_tokens, pool, serial);
+      });
   MESSAGE(compared << " values compared");
 }

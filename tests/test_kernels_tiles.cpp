@@ -14,7 +14,7 @@
 #include "jielong/io/gguf.hpp"
 #include "jielong/kernels/kernels.hpp"
 #include "support/random.hpp"
-#include "support/shared.hpp"
+#include "support/shared_matrices.hpp"
 
 using namespace jielong;
 namespace k = jielong::kernels;
@@ -97,27 +97,17 @@ TEST_CASE_TEMPLATE("Q8_0/Q4_0 matmul on the shared model's tensors equals the ex
                    k::Xsimd, k::Highway, k::Avx512Vnni) {
   ThreadPool pool(2);
   size_t checked = 0;
-  for (const char* model : {"models/synth/synth-llama-q8_0.gguf", "models/synth/synth-llama-q4_0.gguf"}) {
-    const auto path = test::shared_file(model);
-    if (!path) {
-      MESSAGE("skipped: " << model << " not found");
-      continue;
-    }
-    auto f = io::GgufFile::open(*path);
-    REQUIRE_MESSAGE(f.ok(), f.status().to_string());
-    uint32_t seed = 1;
-    for (const auto& t : f->tensors()) {
-      if (t.n_dims != 2 || (t.type != DType::Q8_0 && t.type != DType::Q4_0)) continue;
-      CAPTURE(std::string(t.name));
-      const size_t cols = t.ne[0], rows = t.ne[1];
-      const k::WeightView w{t.type, t.data, rows, cols, row_bytes(t.type, cols)};
-      for (size_t n_tokens : kTokenCounts) {
-        CAPTURE(n_tokens);
-        check_exact<B>(t.type, w, randn(n_tokens * cols, seed++), n_tokens, pool);
-        ++checked;
-      }
-    }
-  }
+  uint32_t seed = 1;
+  test::for_each_shared_matrix(
+      {"models/synth/synth-llama-q8_0.gguf", "models/synth/synth-llama-q4_0.gguf"},
+      [](DType t) { return t == DType::Q8_0 || t == DType::Q4_0; },
+      [&](const k::WeightView& w) {
+        for (size_t n_tokens : kTokenCounts) {
+          CAPTURE(n_tokens);
+          check_exact<B>(w.type, w, randn(n_tokens * w.cols, seed++), n_tokens, pool);
+          ++checked;
+        }
+      });
   MESSAGE(checked << " tensor x token-count cases checked");
 }
 

@@ -130,14 +130,10 @@ class MappedFile {
 #if JIELONG_HAS_MMAP
     const auto* a = static_cast<const std::byte*>(p);
     if (n == 0 || a < data_ || a + n > data_ + size_) return;
-    if (mapped_) {
-      const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-      const uintptr_t lo = (reinterpret_cast<uintptr_t>(a) + page - 1) / page * page;
-      const uintptr_t hi = (reinterpret_cast<uintptr_t>(a) + n) / page * page;
-      if (lo < hi) (void)::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
-    } else if (!reread) {
+    if (mapped_)
+      drop_whole_pages(p, n);
+    else if (!reread)
       copy_.drop_pages(p, n);
-    }
 #else
     (void)p;
     (void)n;

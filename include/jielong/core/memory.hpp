@@ -14,6 +14,21 @@
 
 namespace jielong {
 
+// Gives the whole pages inside [p, p + n) back to the system
+// (MADV_DONTNEED): a private file mapping reads them again from the file if
+// they are touched, anonymous memory reads zeros. A no-op off Linux.
+inline void drop_whole_pages(const void* p, size_t n) noexcept {
+#if defined(__linux__)
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t lo = (a + page - 1) / page * page, hi = (a + n) / page * page;
+  if (lo < hi) (void)::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
 inline constexpr size_t kCacheLine = 64;
 
 constexpr size_t align_up(size_t n, size_t alignment) noexcept {
@@ -115,17 +130,8 @@ class HugePageBuffer {
   // Returns the whole pages inside [p, p + n) to the system; they read as
   // zeros if touched again. Only for a mapped buffer (a no-op otherwise).
   void drop_pages(const void* p, size_t n) noexcept {
-#if defined(__linux__)
-    if (!map_ || n == 0) return;
-    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-    const uintptr_t a = reinterpret_cast<uintptr_t>(p), b = a + n;
-    const uintptr_t lo = (a + page - 1) / page * page, hi = b / page * page;
-    const uintptr_t begin = reinterpret_cast<uintptr_t>(data_), end = begin + size_;
-    if (lo < hi && lo >= begin && hi <= end) (void)::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
-#else
-    (void)p;
-    (void)n;
-#endif
+    const auto* a = static_cast<const std::byte*>(p);
+    if (map_ && n != 0 && a >= data_ && a + n <= data_ + size_) drop_whole_pages(p, n);
   }
 
  private:

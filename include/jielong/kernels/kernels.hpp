@@ -166,8 +166,9 @@ size_t argmax(const float* x, size_t n) noexcept {
 
 namespace detail {
 // Rows per task: 1/16 of the matrix, kept between 32 KiB and 256 KiB of
-// weights, a multiple of 16 rows (a task never splits a panel). Long contiguous runs per task let the
-// hardware prefetchers stream; the size depends only on the shape.
+// weights, a multiple of 16 rows (a task never splits a panel). Long
+// contiguous runs per task let the hardware prefetchers stream; the size
+// depends only on the shape.
 inline size_t row_grain(const WeightView& w) noexcept {
   const size_t bytes = std::max<size_t>(1, row_bytes(w.type, w.cols));
   const size_t task_bytes = std::clamp<size_t>(bytes * w.rows / 16, size_t{32} << 10, size_t{256} << 10);

@@ -1,9 +1,9 @@
-// Panels: Q4_0, Q8_0 and Q4_K weights repacked for the int8 kernels. A panel is 16
-// consecutive rows whose blocks are interleaved four quants at a time, so one
-// 64-byte load holds four quants of each of the 16 rows: exactly the 16 lanes
-// of a vpdpbusd. A matvec then keeps one row per lane from the first block to
-// the last and never sums across lanes, and a block's unpacking serves 16 rows
-// at once instead of one (bench/README.md has the instruction counts).
+// Panels: Q4_0, Q8_0 and Q4_K weights repacked for the int8 kernels. A panel
+// is 16 consecutive rows whose blocks are interleaved four quants at a time,
+// so one 64-byte load holds four quants of each of the 16 rows: exactly the
+// 16 lanes of a vpdpbusd. A matvec then keeps one row per lane from the first
+// block to the last and never sums across lanes, and a block's unpacking
+// serves 16 rows at once instead of one (bench/README.md has the counts).
 //
 // The layout, for rows [0, panel_rows) of a WeightView (panel_rows a multiple
 // of 16); panel p's block b is one record at
@@ -99,9 +99,7 @@ inline uint16_t scale(const uint8_t* rec, size_t r) noexcept {
 // and must not overlap src.
 inline void pack(DType t, const void* src, size_t rows, size_t cols, void* dst) noexcept {
   const size_t rb = row_bytes(t, cols), nb = cols / dtype_info(t).block_size;
-  const size_t rec_bytes = kRows * (t == DType::Q8_0   ? sizeof(BlockQ8_0)
-                                    : t == DType::Q4_0 ? sizeof(BlockQ4_0)
-                                                       : sizeof(BlockQ4_K));
+  const size_t rec_bytes = kRows * dtype_info(t).block_bytes;
   const auto* s = static_cast<const uint8_t*>(src);
   auto* d = static_cast<uint8_t*>(dst);
   for (size_t p = 0; p < rows / kRows; ++p) {
@@ -147,12 +145,11 @@ inline size_t pack_matrix(DType t, const void* src, size_t rows, size_t cols, vo
   return pr;
 }
 
-// The definition of the panel dot (the oracle the vector kernels match bit
-// for bit): rows [r0, r1) of the panels (multiples of 16) x n_tokens ActQ8
-// rows; y[t·y_stride + r].
+namespace detail {
+// The definition for Q4_K against ActQ8K rows (see rows_dot_ref).
 inline void rows_dot_ref_q4k(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
                              size_t n_tokens, float* y, size_t y_stride) noexcept {
-  using F = detail::Fmt<DType::Q4_K>;
+  using F = Fmt<DType::Q4_K>;
   const size_t nb = w.cols / 256, rec_bytes = kRows * sizeof(BlockQ4_K);
   for (size_t r = r0; r < r1; ++r) {
     const auto* panel = static_cast<const uint8_t*>(w.data) + (r / kRows) * kRows * w.row_stride;
@@ -176,7 +173,7 @@ inline void rows_dot_ref_q4k(const WeightView& w, size_t r0, size_t r1, const vo
           isum += sc * sub;
           msum += m * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
         }
-        const float d = quants::h2f(detail::scale(rec, lane)), dmin = quants::h2f(detail::scale(rec + 32, lane));
+        const float d = quants::h2f(scale(rec, lane)), dmin = quants::h2f(scale(rec + 32, lane));
         sum = std::fma(a[b].d, std::fma(-dmin, static_cast<float>(msum), d * static_cast<float>(isum)), sum);
       }
       y[t * y_stride + r] = sum;
@@ -184,12 +181,11 @@ inline void rows_dot_ref_q4k(const WeightView& w, size_t r0, size_t r1, const vo
   }
 }
 
-inline void rows_dot_ref(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
-                         size_t n_tokens, float* y, size_t y_stride) noexcept {
-  if (w.type == DType::Q4_K) return rows_dot_ref_q4k(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
-  const size_t nb = w.cols / 32;
-  const size_t rec_bytes = w.type == DType::Q8_0 ? kRows * sizeof(BlockQ8_0) : kRows * sizeof(BlockQ4_0);
-  const int offset = w.type == DType::Q8_0 ? 128 : 8;
+// The definition for Q8_0 / Q4_0 against ActQ8 rows (see rows_dot_ref).
+template <DType T>
+inline void rows_dot_ref_32(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
+                            size_t n_tokens, float* y, size_t y_stride) noexcept {
+  const size_t nb = w.cols / 32, rec_bytes = kRows * sizeof(typename Fmt<T>::Block);
   for (size_t r = r0; r < r1; ++r) {
     const auto* panel = static_cast<const uint8_t*>(w.data) + (r / kRows) * kRows * w.row_stride;
     for (size_t t = 0; t < n_tokens; ++t) {
@@ -197,15 +193,26 @@ inline void rows_dot_ref(const WeightView& w, size_t r0, size_t r1, const void* 
       float sum = 0.0f;
       for (size_t b = 0; b < nb; ++b) {
         const uint8_t* rec = panel + b * rec_bytes;
-        int32_t isum = -offset * a[b].sum;
-        for (size_t k = 0; k < 32; ++k)
-          isum += (w.type == DType::Q8_0 ? detail::quant<DType::Q8_0>(rec, r % kRows, k)
-                                         : detail::quant<DType::Q4_0>(rec, r % kRows, k)) *
-                  a[b].qs[k];
-        sum = std::fma(quants::h2f(detail::scale(rec, r % kRows)) * a[b].d, static_cast<float>(isum), sum);
+        int32_t isum = -Fmt<T>::kOffset * a[b].sum;
+        for (size_t k = 0; k < 32; ++k) isum += quant<T>(rec, r % kRows, k) * a[b].qs[k];
+        sum = std::fma(quants::h2f(scale(rec, r % kRows)) * a[b].d, static_cast<float>(isum), sum);
       }
       y[t * y_stride + r] = sum;
     }
+  }
+}
+}  // namespace detail
+
+// The definition of the panel dot (the oracle the vector kernels match bit
+// for bit): rows [r0, r1) of the panels (multiples of 16) x n_tokens
+// activation rows (ActQ8, ActQ8K for Q4_K); y[t·y_stride + r].
+inline void rows_dot_ref(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
+                         size_t n_tokens, float* y, size_t y_stride) noexcept {
+  switch (w.type) {
+    case DType::Q8_0: return detail::rows_dot_ref_32<DType::Q8_0>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
+    case DType::Q4_0: return detail::rows_dot_ref_32<DType::Q4_0>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
+    case DType::Q4_K: return detail::rows_dot_ref_q4k(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
+    default: return;  // matmul accepts panels only of these types
   }
 }
 

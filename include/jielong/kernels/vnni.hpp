@@ -633,7 +633,6 @@ inline void f32_decode(const WeightView& w, size_t r0, size_t r1, const float* x
   }
 }
 
-
 // ---- Panels (kernels/panels.hpp): 16 rows per vector lane set. Per block,
 // each 64-byte group of quants feeds one vpdpbusd for all 16 rows; the block
 // sum is exact in int32 and enters the float sum as in panels::rows_dot_ref,
@@ -692,7 +691,6 @@ inline void panel_tile(const uint8_t* panel, size_t nb, const ActQ8* const* act,
     }
   }
 }
-
 
 // Q4_K panels: per super-block, the eight 6-bit scales and mins of 16 rows
 // are unpacked together (three 64-byte loads: bytes [i][r]); each 64-byte
@@ -799,7 +797,8 @@ inline void panel_tile_q4k(const uint8_t* panel, size_t nb, const ActQ8K* const*
 }
 
 // Rows [r0, r1) (multiples of 16) of the panels x all tokens, eight tokens at
-// a time (each record unpacked once for eight), then the rest one by one.
+// a time (each record unpacked once for eight; four for Q4_K), then four,
+// then one by one.
 template <DType T>
 inline void panel_rows(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
                        size_t n_tokens, float* y, size_t y_stride) noexcept {

@@ -255,6 +255,7 @@ Status Model::pack_panels(const File& f, Executor* ex) {
     if (!own) return make_error(Code::out_of_memory, "model: a thread pool for repacking");
     ex = own.get();
   }
+  constexpr bool kCanDrop = requires(const void* p, size_t n, bool b) { f.drop_pages(p, n, b); };
   parallel_for(*ex, jobs.size(), 1, [&](size_t j0, size_t j1) {
     for (size_t j = j0; j < j1; ++j) {
       WeightView* v = jobs[j].view;
@@ -267,7 +268,7 @@ Status Model::pack_panels(const File& f, Executor* ex) {
       for (size_t r = 0; r < v->rows; r += kSlice) {
         const size_t n = std::min(kSlice, v->rows - r), off = r * v->row_stride;
         (void)kernels::panels::pack_matrix(v->type, src + off, n, v->cols, dst + off);
-        if constexpr (requires { f.drop_pages(src, n, reread); }) f.drop_pages(src + off, n * v->row_stride, reread);
+        if constexpr (kCanDrop) f.drop_pages(src + off, n * v->row_stride, reread);
       }
       v->panel_rows = kernels::panels::panel_rows(v->type, v->rows);
       v->data = dst;

@@ -27,7 +27,7 @@ struct LoadOptions {
   // (a copy of the file) and not shared with other processes, but on Linux
   // the copy sits in huge pages, which decodes faster (bench/README.md).
   bool no_mmap = false;
-  // Keep Q4_0/Q8_0 matrices as the file stores them instead of repacking
+  // Keep Q4_0/Q8_0/Q4_K matrices as the file stores them instead of repacking
   // them into panels for the int8 kernels (kernels/panels.hpp; done by
   // default where the CPU runs those kernels): for A/B measurements, or to
   // keep the weights shared with other processes through the page cache.
@@ -54,7 +54,8 @@ inline Result<LoadedModel> load(const std::string& model_path, const std::string
   LoadedModel lm;
   JIELONG_ASSIGN_OR_RETURN(std::shared_ptr<const io::ModelFile> file,
                            io::ModelFile::open(model_path, opts.file_mode()));
-  JIELONG_ASSIGN_OR_RETURN(lm.model, model::Model::bind<io::ModelFile>(file, file->hparams(), model_path, opts.bind_options()));
+  JIELONG_ASSIGN_OR_RETURN(lm.model,
+                           model::Model::bind<io::ModelFile>(file, file->hparams(), model_path, opts.bind_options()));
   const io::GgufFile* gguf = file->gguf();
   if (tokenizer_path.empty() && gguf && gguf->find("tokenizer.ggml.model")) {
     auto t = text::tokenizer_from_gguf(*gguf);
