@@ -166,6 +166,48 @@ TEST_CASE("packing moves every quant and scale once") {
   }
 }
 
+TEST_CASE("a packed row reads back as the file's bytes and values (embedding lookups into a tied classifier)") {
+  // Random bytes in every field (Q4_K scales and half-float scales
+  // included: unpacking moves bytes, it interprets none), rows 0..r-1 of
+  // panels and a row-major tail, read back whole and by prefixes.
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K}) {
+    CAPTURE(dtype_name(t));
+    const size_t rows = 37, cols = t == DType::Q4_K ? 512 : 96, rb = row_bytes(t, cols);
+    const size_t bs = dtype_info(t).block_size, bb = dtype_info(t).block_bytes;
+    std::vector<uint8_t> src(rows * rb);
+    std::mt19937 rng(11);
+    for (auto& b : src) b = static_cast<uint8_t>(rng());
+    for (size_t blk = 0; blk < src.size() / bb; ++blk) {  // finite scales, so that values compare with ==
+      uint8_t* b = src.data() + blk * bb;
+      b[1] &= 0x3B;
+      if (t == DType::Q4_K) b[3] &= 0x3B;
+    }
+    const k::WeightView w{t, src.data(), rows, cols, rb};
+    const Packed p = pack(w);
+    REQUIRE(p.view.panel_rows == 32);
+    std::vector<uint8_t> got(rb);
+    std::vector<float> want_f(cols), got_f(cols);
+    for (size_t r = 0; r < rows; ++r) {
+      CAPTURE(r);
+      k::panels::copy_row_prefix(p.view, r, rb, got.data());
+      CHECK(std::memcmp(got.data(), src.data() + r * rb, rb) == 0);
+      std::vector<uint8_t> head(bb + 3, 0xAB);  // a prefix that ends inside a block writes no further
+      k::panels::copy_row_prefix(p.view, r, bb + 1, head.data());
+      CHECK(std::memcmp(head.data(), src.data() + r * rb, bb + 1) == 0);
+      CHECK(head[bb + 1] == 0xAB);
+      k::dequantize_row<k::Scalar>(t, src.data() + r * rb, want_f.data(), cols);
+      k::dequantize_view_row<k::Best>(p.view, r, got_f.data());
+      CHECK(std::memcmp(got_f.data(), want_f.data(), cols * sizeof(float)) == 0);
+      if (r < p.view.panel_rows)
+        for (size_t b = 0; b < cols / bs; ++b) {
+          std::vector<uint8_t> one(bb);
+          k::panels::unpack_block(p.view, r, b, one.data());
+          REQUIRE(std::memcmp(one.data(), src.data() + r * rb + b * bb, bb) == 0);
+        }
+    }
+  }
+}
+
 TEST_CASE_TEMPLATE("panel matmul equals the definition bit for bit", B, k::Scalar, k::Xsimd, k::Highway,
                    k::Avx512Vnni) {
   SerialExecutor serial;

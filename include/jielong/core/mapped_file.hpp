@@ -122,22 +122,20 @@ class MappedFile {
   bool is_mapped() const noexcept { return mapped_; }
 
   // The owner of [p, p + n) has its own copy of those bytes (e.g. weights
-  // repacked at load): give the whole pages inside the range back to the
-  // system. A mapping reads them again from the file if they are touched;
-  // a copy would read zeros, so `reread` (someone may still read them)
-  // leaves a copy alone.
-  void drop_pages(const void* p, size_t n, bool reread) const noexcept {
+  // repacked at load) and reads these no more: give the whole pages inside
+  // the range back to the system. A mapping would read them again from the
+  // file if touched; a copy would read zeros.
+  void drop_pages(const void* p, size_t n) const noexcept {
 #if JIELONG_HAS_MMAP
     const auto* a = static_cast<const std::byte*>(p);
     if (n == 0 || a < data_ || a + n > data_ + size_) return;
     if (mapped_)
       drop_whole_pages(p, n);
-    else if (!reread)
+    else
       copy_.drop_pages(p, n);
 #else
     (void)p;
     (void)n;
-    (void)reread;
 #endif
   }
 

@@ -14,12 +14,22 @@
 
 namespace jielong {
 
+// Bytes of a page of virtual memory (4096 where the system does not say).
+inline size_t page_bytes() noexcept {
+#if defined(__linux__)
+  const long n = ::sysconf(_SC_PAGESIZE);
+  return n > 0 ? static_cast<size_t>(n) : 4096;
+#else
+  return 4096;
+#endif
+}
+
 // Gives the whole pages inside [p, p + n) back to the system
 // (MADV_DONTNEED): a private file mapping reads them again from the file if
 // they are touched, anonymous memory reads zeros. A no-op off Linux.
 inline void drop_whole_pages(const void* p, size_t n) noexcept {
 #if defined(__linux__)
-  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t page = page_bytes();
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   const uintptr_t lo = (a + page - 1) / page * page, hi = (a + n) / page * page;
   if (lo < hi) (void)::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
@@ -98,7 +108,9 @@ class HugePageBuffer {
         map_len_ = len;
         data_ = reinterpret_cast<std::byte*>(align_up(reinterpret_cast<uintptr_t>(p), kHugePage));
         size_ = bytes;
-        (void)::madvise(data_, len - kHugePage, MADV_HUGEPAGE);
+        // Huge pages for the whole 2 MiB pages of the data only: a huge page
+        // over the tail would make up to 2 MiB resident for a few bytes.
+        (void)::madvise(data_, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);
         return;
       }
     }

@@ -208,7 +208,7 @@ class GgufFile {
   }
 
   // See MappedFile::drop_pages (a no-op for an image held by the caller).
-  void drop_pages(const void* p, size_t n, bool reread) const noexcept { file_.drop_pages(p, n, reread); }
+  void drop_pages(const void* p, size_t n) const noexcept { file_.drop_pages(p, n); }
 
   // Reads a GGUF image held by the caller, who keeps it alive and unchanged
   // for the life of the returned file.

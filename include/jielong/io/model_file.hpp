@@ -73,9 +73,9 @@ class ModelFile {
   // The GGUF file (metadata, vocabulary), or nullptr for llama2.c checkpoints.
   const GgufFile* gguf() const noexcept { return gguf_.get(); }
   // See MappedFile::drop_pages.
-  void drop_pages(const void* p, size_t n, bool reread) const noexcept {
-    if (gguf_) gguf_->drop_pages(p, n, reread);
-    else file_.drop_pages(p, n, reread);
+  void drop_pages(const void* p, size_t n) const noexcept {
+    if (gguf_) gguf_->drop_pages(p, n);
+    else file_.drop_pages(p, n);
   }
   std::span<const GgufTensorInfo> tensors() const noexcept { return tensors_; }
   const GgufTensorInfo* find_tensor(std::string_view name) const {

@@ -85,6 +85,20 @@ void dequantize_row(DType t, const void* src, float* dst, size_t n) noexcept {
   Ops<B>::dequantize_row(t, src, dst, n);
 }
 
+// Row r of w as w.cols floats, whichever layout the row has: a panel row
+// (kernels/panels.hpp) is unpacked and dequantized a block at a time, with
+// the same values as the file's row.
+template <class B>
+void dequantize_view_row(const WeightView& w, size_t r, float* dst) noexcept {
+  if (r >= w.panel_rows) return dequantize_row<B>(w.type, w.row(r), dst, w.cols);
+  const size_t bs = dtype_info(w.type).block_size;
+  alignas(8) std::byte blk[sizeof(BlockQ4_K)];  // the largest block with panels
+  for (size_t b = 0; b < w.cols / bs; ++b) {
+    panels::unpack_block(w, r, b, blk);
+    dequantize_row<B>(w.type, blk, dst + b * bs, bs);
+  }
+}
+
 // Writes row_bytes(t, n) bytes. Every backend produces the same bytes as the
 // reference quantizer (bit-exact with ggml for Q8_0/Q4_0/Q4_1/Q5_0/Q5_1).
 template <class B>

@@ -134,6 +134,49 @@ inline void pack(DType t, const void* src, size_t rows, size_t cols, void* dst) 
   }
 }
 
+// Block b of row r (r < w.panel_rows) as the file stored it: pack undone for
+// one block, so that a tied embedding can look its rows up in the repacked
+// classifier instead of keeping the file's copy. dst: block_bytes(w.type).
+inline void unpack_block(const WeightView& w, size_t r, size_t b, void* dst) noexcept {
+  const size_t bb = dtype_info(w.type).block_bytes, lane = r % kRows;
+  const auto* rec = static_cast<const uint8_t*>(w.data) + (r / kRows) * kRows * w.row_stride + b * kRows * bb;
+  auto* out = static_cast<uint8_t*>(dst);
+  if (w.type == DType::Q4_K) {
+    auto* blk = static_cast<BlockQ4_K*>(dst);
+    std::memcpy(&blk->d, rec + 2 * lane, 2);
+    std::memcpy(&blk->dmin, rec + 32 + 2 * lane, 2);
+    for (size_t i = 0; i < 12; ++i) blk->scales[i] = rec[detail::Fmt<DType::Q4_K>::kScales + 16 * i + lane];
+    const uint8_t* qk = rec + detail::Fmt<DType::Q4_K>::kQuants + 4 * lane;
+    for (size_t g = 0; g < 32; ++g) std::memcpy(blk->qs + 4 * g, qk + 64 * g, 4);
+    return;
+  }
+  std::memcpy(out, rec + 2 * lane, 2);  // d
+  const uint8_t* q = rec + 32 + 4 * lane;
+  const size_t groups = w.type == DType::Q8_0 ? 8 : 4;
+  for (size_t g = 0; g < groups; ++g) {
+    uint32_t v;
+    std::memcpy(&v, q + 64 * g, 4);
+    if (w.type == DType::Q8_0) v ^= 0x80808080u;
+    std::memcpy(out + 2 + 4 * g, &v, 4);
+  }
+}
+
+// The first n bytes (n <= row_bytes) of row r as the file stored them,
+// whichever layout the row has now.
+inline void copy_row_prefix(const WeightView& w, size_t r, size_t n, void* dst) noexcept {
+  auto* out = static_cast<uint8_t*>(dst);
+  if (r >= w.panel_rows) {
+    std::memcpy(out, w.row(r), n);
+    return;
+  }
+  const size_t bb = dtype_info(w.type).block_bytes;
+  alignas(8) uint8_t blk[sizeof(BlockQ4_K)];  // the largest block with panels
+  for (size_t b = 0, done = 0; done < n; ++b, done += bb) {
+    unpack_block(w, r, b, blk);
+    std::memcpy(out + done, blk, std::min(bb, n - done));
+  }
+}
+
 // Copies a row-major matrix (rows · row_bytes(t, cols) bytes, no row
 // padding) to dst, the same size, with its first panel_rows(t, rows) rows
 // packed; returns that count (0 for a format without panels: a plain copy).

@@ -3,12 +3,14 @@
 // number of Sessions on any threads (nothing in it changes after load).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -63,6 +65,8 @@ class Model {
   Status bind_all(const File& f);
   template <class File>
   Status pack_panels(const File& f, Executor* ex);
+  template <class File>
+  void drop_unread_pages(const File& f, const std::byte* lo, const std::byte* hi) const;
 
   HParams hp_{};
   Weights w_;
@@ -219,8 +223,9 @@ Status Model::bind_all(const File& f) {
 }
 
 // One buffer for every matrix that has panels; each is packed, then the
-// file's pages of it are given back (a tied output matrix keeps its file
-// rows: the embedding lookup still reads them).
+// file's pages of it are given back. A tied embedding then looks its rows up
+// in the packed classifier (kernels::dequantize_view_row), so no copy of the
+// file's rows stays behind for it.
 template <class File>
 Status Model::pack_panels(const File& f, Executor* ex) {
   std::vector<WeightView*> views;
@@ -255,27 +260,68 @@ Status Model::pack_panels(const File& f, Executor* ex) {
     if (!own) return make_error(Code::out_of_memory, "model: a thread pool for repacking");
     ex = own.get();
   }
-  constexpr bool kCanDrop = requires(const void* p, size_t n, bool b) { f.drop_pages(p, n, b); };
+  constexpr bool kCanDrop = requires(const void* p, size_t n) { f.drop_pages(p, n); };
+  const std::byte* lo = nullptr;  // the file bytes the packed matrices came from span [lo, hi)
+  const std::byte* hi = nullptr;
+  for (const Job& j : jobs) {
+    const auto* src = static_cast<const std::byte*>(j.view->data);
+    lo = lo && lo < src ? lo : src;
+    hi = std::max(hi, src + j.view->rows * j.view->row_stride);
+  }
   parallel_for(*ex, jobs.size(), 1, [&](size_t j0, size_t j1) {
     for (size_t j = j0; j < j1; ++j) {
       WeightView* v = jobs[j].view;
       const auto* src = static_cast<const std::byte*>(v->data);
       std::byte* dst = buf.data() + jobs[j].offset;
-      const bool reread = v == &w_.output && w_.tied_output;
       // 1024 rows at a time, each slice's file pages given back once packed,
       // so a large matrix is never held twice.
       constexpr size_t kSlice = 64 * kernels::panels::kRows;
       for (size_t r = 0; r < v->rows; r += kSlice) {
         const size_t n = std::min(kSlice, v->rows - r), off = r * v->row_stride;
         (void)kernels::panels::pack_matrix(v->type, src + off, n, v->cols, dst + off);
-        if constexpr (kCanDrop) f.drop_pages(src + off, n * v->row_stride, reread);
+        if constexpr (kCanDrop) f.drop_pages(src + off, n * v->row_stride);
       }
       v->panel_rows = kernels::panels::panel_rows(v->type, v->rows);
       v->data = dst;
     }
   });
+  if (w_.tied_output) w_.token_embd = w_.output;
+  if constexpr (kCanDrop) drop_unread_pages(f, lo, hi);
   panels_ = std::move(buf);
   return Status::ok();
+}
+
+// The slices above give back only the pages wholly inside a matrix; the
+// pages a matrix shares with its neighbours, the small vectors between
+// matrices (copied to f32 at bind) and the pages the system mapped around
+// each read would stay. So, once everything is packed: every page in
+// [lo, hi) that no view still reads from the file goes back too.
+template <class File>
+void Model::drop_unread_pages(const File& f, const std::byte* lo, const std::byte* hi) const {
+  const uintptr_t page = page_bytes();
+  std::vector<std::pair<uintptr_t, uintptr_t>> live;  // read from the file: [begin, end) rounded out to pages
+  auto keep = [&](const void* p, size_t n) {
+    if (!p || n == 0) return;
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    live.push_back({a / page * page, (a + n + page - 1) / page * page});
+  };
+  auto keep_view = [&](const WeightView& v) {
+    keep(v.data, v.rows * v.row_stride);
+    if (v.group_scales) keep(v.group_scales, v.rows * v.cols / v.group * sizeof(float));
+  };
+  for (const LayerWeights& L : w_.layers)
+    for (const WeightView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) keep_view(*v);
+  keep_view(w_.output);
+  keep_view(w_.token_embd);
+  std::sort(live.begin(), live.end());
+  uintptr_t cur = reinterpret_cast<uintptr_t>(lo);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(hi);
+  for (const auto& [a, b] : live) {
+    if (a >= end) break;
+    if (a > cur) f.drop_pages(reinterpret_cast<const void*>(cur), a - cur);
+    cur = std::max(cur, b);
+  }
+  if (cur < end) f.drop_pages(reinterpret_cast<const void*>(cur), end - cur);
 }
 
 }  // namespace jielong::model

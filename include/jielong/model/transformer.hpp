@@ -29,20 +29,22 @@
 namespace jielong::model {
 
 // Working memory of one forward pass for batches of up to n_batch tokens,
-// carved from one arena at session creation.
+// carved from one arena at session creation. The attention block's buffers
+// (q, k, v, att_out) and the feed-forward block's (hb, hb2) are never live
+// at once, so they share one region.
 struct Scratch {
   size_t n_batch = 0;
   float* x = nullptr;         // [n_batch][n_embd] the residual stream
   float* xb = nullptr;        // [n_batch][n_embd] normalised input of a block
   float* xb2 = nullptr;       // [n_batch][n_embd] output of a block, before the residual add
-  float* q = nullptr;         // [n_batch][n_heads·head_dim]
-  float* k = nullptr;         // [n_batch][n_kv_heads·head_dim]
-  float* v = nullptr;         // [n_batch][n_kv_heads·head_dim]
+  float* q = nullptr;         // [n_batch][n_heads·head_dim]       (attention)
+  float* k = nullptr;         // [n_batch][n_kv_heads·head_dim]    (attention)
+  float* v = nullptr;         // [n_batch][n_kv_heads·head_dim]    (attention)
   float* att_out = nullptr;   // [n_batch][n_heads·head_dim] attention-weighted values
   float* scores = nullptr;    // [score_slots][n_heads][n_ctx] attention weights, a token per slot
   size_t score_slots = 1;     // tokens whose attention can run at once (prefill)
-  float* hb = nullptr;        // [n_batch][n_ff] gate, then silu(gate)·up
-  float* hb2 = nullptr;       // [n_batch][n_ff] up
+  float* hb = nullptr;        // [n_batch][n_ff] gate, then silu(gate)·up   (feed-forward, over q..att_out)
+  float* hb2 = nullptr;       // [n_batch][n_ff] up                         (feed-forward)
   std::span<std::byte> act;   // quantized activations for matmul
   Arena arena;
 
@@ -60,8 +62,11 @@ struct Scratch {
     }
     need(m.weights().output);
     score_slots = std::clamp<size_t>(score_slots, 1, std::clamp<size_t>(n_batch, 1, 64));
+    auto line = [](size_t n) { return (n + kCacheLine / sizeof(float) - 1) / (kCacheLine / sizeof(float)) * (kCacheLine / sizeof(float)); };
+    const size_t q_floats = line(n_batch * q_dim), kv_floats = line(n_batch * kv_dim), ff_floats = line(n_batch * hp.n_ff);
+    const size_t attn_floats = 2 * q_floats + 2 * kv_floats, ffn_floats = 2 * ff_floats;
     const size_t floats =
-        n_batch * (3 * hp.n_embd + 2 * q_dim + 2 * kv_dim + 2 * hp.n_ff) + score_slots * hp.n_heads * n_ctx;
+        n_batch * 3 * hp.n_embd + std::max(attn_floats, ffn_floats) + score_slots * hp.n_heads * n_ctx;
     Scratch s;
     s.n_batch = n_batch;
     s.score_slots = score_slots;
@@ -70,16 +75,17 @@ struct Scratch {
     s.x = take(n_batch * hp.n_embd);
     s.xb = take(n_batch * hp.n_embd);
     s.xb2 = take(n_batch * hp.n_embd);
-    s.q = take(n_batch * q_dim);
-    s.k = take(n_batch * kv_dim);
-    s.v = take(n_batch * kv_dim);
-    s.att_out = take(n_batch * q_dim);
+    float* const shared = take(std::max(attn_floats, ffn_floats));
+    s.q = shared;
+    s.k = s.q + q_floats;  // each buffer starts on a cache line
+    s.v = s.k + kv_floats;
+    s.att_out = s.v + kv_floats;
+    s.hb = shared;
+    s.hb2 = s.hb + ff_floats;
     s.scores = take(score_slots * hp.n_heads * n_ctx);
-    s.hb = take(n_batch * hp.n_ff);
-    s.hb2 = take(n_batch * hp.n_ff);
     std::byte* act = act_bytes ? s.arena.allocate<std::byte>(act_bytes) : nullptr;
     s.act = std::span<std::byte>(act, act ? act_bytes : 0);
-    if (!s.hb2 || (act_bytes && !act)) return make_error(Code::internal, "scratch arena too small");
+    if (!shared || !s.scores || (act_bytes && !act)) return make_error(Code::internal, "scratch arena too small");
     return s;
   }
 };
@@ -121,8 +127,7 @@ class Transformer {
   // x[t] = token_embd[tokens[t]], dequantized from whatever format it has.
   void embed(const int32_t* tokens, size_t n, float* x) noexcept {
     for (size_t t = 0; t < n; ++t)
-      kernels::dequantize_row<B>(w_.token_embd.type, w_.token_embd.row(static_cast<size_t>(tokens[t])),
-                                 x + t * hp_.n_embd, hp_.n_embd);
+      kernels::dequantize_view_row<B>(w_.token_embd, static_cast<size_t>(tokens[t]), x + t * hp_.n_embd);
   }
 
   void rmsnorm_rows(float* out, const float* x, const float* weight, size_t n) noexcept {

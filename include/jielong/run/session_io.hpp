@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "jielong/core/status.hpp"
+#include "jielong/kernels/panels.hpp"
 #include "jielong/run/session.hpp"
 
 namespace jielong::run {
@@ -194,7 +195,11 @@ class SessionIo {
     uint64_t h = fnv1a(dims, sizeof dims);
     const auto& e = m.weights().token_embd;
     const size_t n = std::min<size_t>(e.row_stride, 256);
-    for (size_t r : {size_t{0}, e.rows / 2, e.rows - 1}) h = fnv1a(e.row(r), n, h);
+    unsigned char head[256];  // the row's first bytes as the file has them, repacked or not
+    for (size_t r : {size_t{0}, e.rows / 2, e.rows - 1}) {
+      kernels::panels::copy_row_prefix(e, r, n, head);
+      h = fnv1a(head, n, h);
+    }
     return h;
   }
 
