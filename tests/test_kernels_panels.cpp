@@ -1,4 +1,4 @@
-// Panels (kernels/panels.hpp): Q4_0/Q8_0/Q4_K matrices repacked 16 rows at a
+// Panels (kernels/panels.hpp): Q4_0/Q8_0/Q4_K/F32 matrices repacked 16 rows at a
 // time. Packing must change no value, so every backend's matmul on the packed
 // copy is checked against a definition computed from the original row-major
 // blocks: per row, each block's exact integer sum, then in block order
@@ -6,7 +6,10 @@
 // Σ sc·isum and Σ m·bsum, sum = fma(d_x, fma(-dmin, msum, d·isum), sum), as
 // ggml sums a Q4_K block). The panel kernels promise exactly
 // that, bit for bit; the rows after the last full panel stay row-major and
-// must match the same backend on the unpacked matrix.
+// must match the same backend on the unpacked matrix. F32 panels define each
+// row's dot as four fused multiply-add chains over the columns j ≡ k (mod 4)
+// then (a0 + a1) + (a2 + a3), for every row of the packed matrix (its
+// row-major rows too) and any number of tokens.
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -75,6 +78,13 @@ float definition_q4k(const void* wrow, const k::ActQ8K* a, size_t nb) {
   return sum;
 }
 
+// The F32 definition, from a row-major row.
+float definition_f32(const float* w, const float* x, size_t n) {
+  float a[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (size_t j = 0; j < n; ++j) a[j % 4] = std::fma(x[j], w[j], a[j % 4]);
+  return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
 struct Packed {
   AlignedBuffer bytes;
   k::WeightView view;
@@ -100,21 +110,32 @@ size_t check(const k::WeightView& w, const std::vector<float>& x, size_t n_token
   k::matmul<B>(p.view, x.data(), n_tokens, y1.data(), scratch, serial);
   k::matmul<B>(w, x.data(), n_tokens, plain.data(), scratch, serial);
   REQUIRE(std::memcmp(y.data(), y1.data(), y.size() * sizeof(float)) == 0);
-  const bool k4 = w.type == DType::Q4_K;
+  const bool k4 = w.type == DType::Q4_K, f32 = w.type == DType::F32;
   const size_t nb = w.cols / (k4 ? 256 : 32);
   std::vector<k::ActQ8> act(nb);
   std::vector<k::ActQ8K> actk(nb);
   size_t compared = 0;
   for (size_t tok = 0; tok < n_tokens; ++tok) {
+    const float* xt = x.data() + tok * w.cols;
     if (k4)
-      k::quantize_act_q8k(x.data() + tok * w.cols, actk.data(), w.cols);
-    else
-      k::quantize_act_q8(x.data() + tok * w.cols, act.data(), w.cols);
+      k::quantize_act_q8k(xt, actk.data(), w.cols);
+    else if (!f32)
+      k::quantize_act_q8(xt, act.data(), w.cols);
     for (size_t r = 0; r < w.rows; ++r) {
       const float got = y[tok * w.rows + r];
-      const float want = r >= p.view.panel_rows ? plain[tok * w.rows + r]
-                         : k4                   ? definition_q4k(w.row(r), actk.data(), nb)
-                                                : definition(w.type, w.row(r), act.data(), nb);
+      const auto* wr = static_cast<const float*>(w.row(r));
+      const float want = f32 && p.view.panel_rows ? definition_f32(wr, xt, w.cols)  // (no panel: not packed)
+                         : r >= p.view.panel_rows ? plain[tok * w.rows + r]
+                         : k4                     ? definition_q4k(w.row(r), actk.data(), nb)
+                                                  : definition(w.type, w.row(r), act.data(), nb);
+      if (f32) {  // and it is a dot product: within float rounding of the exact sum
+        double exact = 0, magnitude = 0;
+        for (size_t j = 0; j < w.cols; ++j) {
+          exact += static_cast<double>(xt[j]) * wr[j];
+          magnitude += std::fabs(static_cast<double>(xt[j]) * wr[j]);
+        }
+        REQUIRE(std::fabs(got - exact) <= 1e-6 * magnitude * std::sqrt(static_cast<double>(w.cols)) + 1e-30);
+      }
       if (std::memcmp(&got, &want, sizeof got) != 0) {
         CAPTURE(tok);
         CAPTURE(r);
@@ -170,14 +191,18 @@ TEST_CASE("a packed row reads back as the file's bytes and values (embedding loo
   // Random bytes in every field (Q4_K scales and half-float scales
   // included: unpacking moves bytes, it interprets none), rows 0..r-1 of
   // panels and a row-major tail, read back whole and by prefixes.
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K}) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::F32}) {
     CAPTURE(dtype_name(t));
     const size_t rows = 37, cols = t == DType::Q4_K ? 512 : 96, rb = row_bytes(t, cols);
     const size_t bs = dtype_info(t).block_size, bb = dtype_info(t).block_bytes;
     std::vector<uint8_t> src(rows * rb);
     std::mt19937 rng(11);
     for (auto& b : src) b = static_cast<uint8_t>(rng());
-    for (size_t blk = 0; blk < src.size() / bb; ++blk) {  // finite scales, so that values compare with ==
+    if (t == DType::F32) {  // random floats, no NaN
+      const auto f = randn(rows * cols, 5);
+      std::memcpy(src.data(), f.data(), src.size());
+    }
+    for (size_t blk = 0; t != DType::F32 && blk < src.size() / bb; ++blk) {  // finite scales, so that values compare with ==
       uint8_t* b = src.data() + blk * bb;
       b[1] &= 0x3B;
       if (t == DType::Q4_K) b[3] &= 0x3B;
@@ -237,17 +262,34 @@ TEST_CASE_TEMPLATE("panel matmul equals the definition bit for bit", B, k::Scala
       }
     }
   }
+  // F32: columns that leave 0..3 over after the chains' groups of four,
+  // and 172 (the feed-forward width of llama2.c's tiny model).
+  for (size_t rows : {size_t{15}, size_t{16}, size_t{17}, size_t{44}, size_t{172}, size_t{1040}}) {
+    for (size_t cols : {size_t{1}, size_t{3}, size_t{63}, size_t{64}, size_t{65}, size_t{172}, size_t{257}}) {
+      if (rows == 1040 && cols < 64) continue;
+      CAPTURE(rows);
+      CAPTURE(cols);
+      const auto wf = randn(rows * cols, static_cast<uint32_t>(rows * 17 + cols), 0.05f);
+      const k::WeightView w{DType::F32, wf.data(), rows, cols, cols * sizeof(float)};
+      for (size_t n_tokens : {1, 2, 4, 5, 9}) {
+        CAPTURE(n_tokens);
+        compared += check<B>(w, randn(n_tokens * cols, static_cast<uint32_t>(n_tokens + rows)), n_tokens, pool,
+                             serial);
+      }
+    }
+  }
   MESSAGE(compared << " values compared");
 }
 
-TEST_CASE("panel matmul on the shared models' Q8_0/Q4_0/Q4_K tensors equals the definition") {
+TEST_CASE("panel matmul on the shared models' Q8_0/Q4_0/Q4_K/F32 tensors equals the definition") {
   SerialExecutor serial;
   ThreadPool pool(2);
   size_t compared = 0;
   uint32_t seed = 100;
   test::for_each_shared_matrix(
       {"models/synth/synth-llama-q8_0.gguf", "models/synth/synth-llama-q4_0.gguf",
-       "models/synth/synth-llama-q4_k_m.gguf"},
+       "models/synth/synth-llama-q4_k_m.gguf", "models/synth/synth-llama-f32.gguf",
+       "models/stories260K/stories260K.gguf"},
       k::panels::supported, [&](const k::WeightView& w) {
         for (size_t n_tokens : {1, 5, 9})
           compared += check<k::Best>(w, randn(n_tokens * w.cols, seed++), n_tokens, pool, serial);

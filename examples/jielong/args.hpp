@@ -22,7 +22,7 @@ inline constexpr const char* kNoMmapHelp =
 
 // The help line of --no-repack.
 inline constexpr const char* kNoRepackHelp =
-    "keep Q4_0/Q8_0/Q4_K weights as the file stores them instead of repacking them at load for the int8 kernels";
+    "keep Q4_0/Q8_0/Q4_K/F32 weights as the file stores them instead of repacking them at load into panels";
 
 // What a subcommand receives: its name and the arguments after it.
 struct Args {

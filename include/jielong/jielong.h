@@ -54,8 +54,8 @@ enum {
   /* Read the weights into memory (huge pages where the system allows)
    * instead of mapping the file: slower to load, faster to decode. */
   JL_LOAD_NO_MMAP = 1,
-  /* Keep Q4_0/Q8_0/Q4_K weights as the file stores them instead of repacking
-   * them at load for the int8 kernels (slower; the file's pages stay
+  /* Keep Q4_0/Q8_0/Q4_K/F32 weights as the file stores them instead of
+   * repacking them at load for the panel kernels (slower; the file's pages stay
    * shared with other processes). */
   JL_LOAD_NO_REPACK = 2
 };

@@ -31,7 +31,7 @@ struct WeightView {
   const float* group_scales = nullptr;  // [rows * cols / group]
   uint32_t group = 0;
   // Rows [0, panel_rows) are repacked into panels of 16 (kernels/panels.hpp;
-  // Q4_0, Q8_0, Q4_K); row(r) is meaningful for r >= panel_rows.
+  // Q4_0, Q8_0, Q4_K, F32); row(r) is meaningful for r >= panel_rows.
   size_t panel_rows = 0;
 
   const void* row(size_t r) const noexcept { return static_cast<const std::byte*>(data) + r * row_stride; }

@@ -91,6 +91,7 @@ void dequantize_row(DType t, const void* src, float* dst, size_t n) noexcept {
 template <class B>
 void dequantize_view_row(const WeightView& w, size_t r, float* dst) noexcept {
   if (r >= w.panel_rows) return dequantize_row<B>(w.type, w.row(r), dst, w.cols);
+  if (w.type == DType::F32) return panels::copy_row_prefix(w, r, w.cols * sizeof(float), dst);
   const size_t bs = dtype_info(w.type).block_size;
   alignas(8) std::byte blk[sizeof(BlockQ4_K)];  // the largest block with panels
   for (size_t b = 0; b < w.cols / bs; ++b) {
@@ -200,11 +201,13 @@ void panel_rows_dot(const WeightView& w, size_t r0, size_t r1, const void* act, 
     panels::rows_dot_ref(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
 }
 // Rows [r0, r1) of w x n_tokens activation rows already in w's activation
-// format: the work of one matmul task, panels and row-major rows alike.
+// format: the work of one matmul task, panels and row-major rows alike. A
+// packed F32 matrix has one definition for all its rows (panels.hpp), so
+// its row-major rows after the last panel go to the panel kernel too.
 template <class B>
 void rows_dot(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride, size_t n_tokens,
               float* y, size_t y_stride) noexcept {
-  const size_t p1 = std::min(r1, w.panel_rows);
+  const size_t p1 = w.type == DType::F32 && w.panel_rows > 0 ? r1 : std::min(r1, w.panel_rows);
   if (r0 < p1) panel_rows_dot<B>(w, r0, p1, act, act_stride, n_tokens, y, y_stride);
   r0 = std::max(r0, p1);
   if (r0 < r1) Ops<B>::rows_dot(w, r0, r1, act, act_stride, n_tokens, y, y_stride);

@@ -1,4 +1,5 @@
-// Panels: Q4_0, Q8_0 and Q4_K weights repacked for the int8 kernels. A panel
+// Panels: Q4_0, Q8_0 and Q4_K weights repacked for the int8 kernels, and F32
+// weights for the float ones. A panel
 // is 16 consecutive rows whose blocks are interleaved four quants at a time,
 // so one 64-byte load holds four quants of each of the 16 rows: exactly the
 // 16 lanes of a vpdpbusd. A matvec then keeps one row per lane from the first
@@ -29,6 +30,18 @@
 // Σ sc·isum and Σ m·bsum, then sum = fma(d_x, fma(-dmin, msum, d·isum), sum))
 // — `rows_dot_ref` below is that definition in plain loops, and the vector
 // kernels give the same bits.
+//
+// F32 (a "block" is one element, so a record is one column of the panel):
+//
+//   float w[cols][16];           // w[j][r] = row r's element j
+//
+// One 64-byte load is then column j of 16 rows, multiplied by x[j] for all
+// of them at once: no sum across lanes, which for the short rows of small
+// models costs more than the products. Each row's dot is defined as four
+// fused multiply-add chains over the columns j ≡ k (mod 4), in column
+// order, then (a0 + a1) + (a2 + a3) — for every row of a packed matrix,
+// the row-major rows after the last panel included, and for any number of
+// tokens (decode and prefill give the same bits).
 #pragma once
 
 #include <algorithm>
@@ -46,7 +59,9 @@ namespace jielong::kernels::panels {
 
 inline constexpr size_t kRows = 16;
 
-constexpr bool supported(DType t) noexcept { return t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K; }
+constexpr bool supported(DType t) noexcept {
+  return t == DType::Q4_0 || t == DType::Q8_0 || t == DType::Q4_K || t == DType::F32;
+}
 
 // Rows of an r-row matrix that go into panels (the rest stay row-major).
 constexpr size_t panel_rows(DType t, size_t rows) noexcept { return supported(t) ? rows / kRows * kRows : 0; }
@@ -102,6 +117,12 @@ inline void pack(DType t, const void* src, size_t rows, size_t cols, void* dst) 
   const size_t rec_bytes = kRows * dtype_info(t).block_bytes;
   const auto* s = static_cast<const uint8_t*>(src);
   auto* d = static_cast<uint8_t*>(dst);
+  if (t == DType::F32) {  // a transpose of each 16-row panel
+    for (size_t p = 0; p < rows / kRows; ++p)
+      for (size_t r = 0; r < kRows; ++r)
+        for (size_t j = 0; j < cols; ++j) std::memcpy(d + (p * kRows * cols + j * kRows + r) * 4, s + (p * kRows + r) * rb + 4 * j, 4);
+    return;
+  }
   for (size_t p = 0; p < rows / kRows; ++p) {
     for (size_t r = 0; r < kRows; ++r) {  // row by row: each source row is read once, in order
       const uint8_t* row = s + (p * kRows + r) * rb;
@@ -141,6 +162,10 @@ inline void unpack_block(const WeightView& w, size_t r, size_t b, void* dst) noe
   const size_t bb = dtype_info(w.type).block_bytes, lane = r % kRows;
   const auto* rec = static_cast<const uint8_t*>(w.data) + (r / kRows) * kRows * w.row_stride + b * kRows * bb;
   auto* out = static_cast<uint8_t*>(dst);
+  if (w.type == DType::F32) {
+    std::memcpy(out, rec + 4 * lane, 4);
+    return;
+  }
   if (w.type == DType::Q4_K) {
     auto* blk = static_cast<BlockQ4_K*>(dst);
     std::memcpy(&blk->d, rec + 2 * lane, 2);
@@ -170,6 +195,12 @@ inline void copy_row_prefix(const WeightView& w, size_t r, size_t n, void* dst) 
     return;
   }
   const size_t bb = dtype_info(w.type).block_bytes;
+  if (w.type == DType::F32) {  // column j of the panel holds element j
+    const float* panel = static_cast<const float*>(w.data) + (r / kRows) * kRows * w.cols;
+    for (size_t j = 0; j < n / 4; ++j) std::memcpy(out + 4 * j, panel + j * kRows + r % kRows, 4);
+    if (n % 4) std::memcpy(out + n / 4 * 4, panel + n / 4 * kRows + r % kRows, n % 4);
+    return;
+  }
   alignas(8) uint8_t blk[sizeof(BlockQ4_K)];  // the largest block with panels
   for (size_t b = 0, done = 0; done < n; ++b, done += bb) {
     unpack_block(w, r, b, blk);
@@ -224,6 +255,30 @@ inline void rows_dot_ref_q4k(const WeightView& w, size_t r0, size_t r1, const vo
   }
 }
 
+// Four fused multiply-add chains over the columns j ≡ k (mod 4), then
+// (a0 + a1) + (a2 + a3): the F32 definition, for one row and one token,
+// the row's element j at w[j·step].
+inline float f32_dot4(const float* w, size_t step, const float* x, size_t cols) noexcept {
+  float a[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (size_t j = 0; j < cols; ++j) a[j % 4] = std::fma(x[j], w[j * step], a[j % 4]);
+  return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+// The F32 definition for rows [r0, r1) against float rows: panel rows and
+// the row-major rows after them alike.
+inline void rows_dot_ref_f32(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
+                             size_t n_tokens, float* y, size_t y_stride) noexcept {
+  for (size_t r = r0; r < r1; ++r) {
+    const bool in_panel = r < w.panel_rows;
+    const float* row = in_panel ? static_cast<const float*>(w.data) + (r / kRows) * kRows * w.cols + r % kRows
+                                : static_cast<const float*>(w.row(r));
+    for (size_t t = 0; t < n_tokens; ++t) {
+      const auto* x = reinterpret_cast<const float*>(static_cast<const std::byte*>(act) + t * act_stride);
+      y[t * y_stride + r] = f32_dot4(row, in_panel ? kRows : 1, x, w.cols);
+    }
+  }
+}
+
 // The definition for Q8_0 / Q4_0 against ActQ8 rows (see rows_dot_ref).
 template <DType T>
 inline void rows_dot_ref_32(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
@@ -247,11 +302,13 @@ inline void rows_dot_ref_32(const WeightView& w, size_t r0, size_t r1, const voi
 }  // namespace detail
 
 // The definition of the panel dot (the oracle the vector kernels match bit
-// for bit): rows [r0, r1) of the panels (multiples of 16) x n_tokens
-// activation rows (ActQ8, ActQ8K for Q4_K); y[t·y_stride + r].
+// for bit): rows [r0, r1) of the panels (multiples of 16; F32: any rows of
+// a packed matrix) x n_tokens activation rows (ActQ8, ActQ8K for Q4_K,
+// floats for F32); y[t·y_stride + r].
 inline void rows_dot_ref(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
                          size_t n_tokens, float* y, size_t y_stride) noexcept {
   switch (w.type) {
+    case DType::F32: return detail::rows_dot_ref_f32(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
     case DType::Q8_0: return detail::rows_dot_ref_32<DType::Q8_0>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
     case DType::Q4_0: return detail::rows_dot_ref_32<DType::Q4_0>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
     case DType::Q4_K: return detail::rows_dot_ref_q4k(w, r0, r1, act, act_stride, n_tokens, y, y_stride);

@@ -827,6 +827,83 @@ inline void panel_rows(const WeightView& w, size_t r0, size_t r1, const void* ac
   }
 }
 
+// ---- F32 panels (kernels/panels.hpp): column j of 16 rows in one vector,
+// times x[j] broadcast. Per token and row, four chains over the columns
+// j ≡ k (mod 4) in column order, then (a0 + a1) + (a2 + a3): the
+// definition (panels::detail::f32_dot4), bit for bit. P panels and T
+// tokens per pass: decode runs two panels (eight independent chains hide
+// the multiply-add latency), prefill four tokens per loaded column.
+template <int P, int T>
+inline void f32_panels(const float* w, size_t cols, const float* x, size_t x_stride, float* y,
+                       size_t y_stride) noexcept {
+  constexpr size_t kPanel = panels::kRows;
+  __m512 a[P][T][4];
+  JIELONG_UNROLL
+  for (int p = 0; p < P; ++p)
+    JIELONG_UNROLL
+    for (int t = 0; t < T; ++t)
+      JIELONG_UNROLL
+      for (int k = 0; k < 4; ++k) a[p][t][k] = _mm512_setzero_ps();
+  auto column = [&](size_t j, int k) {
+    JIELONG_UNROLL
+    for (int p = 0; p < P; ++p) {
+      const __m512 wj = _mm512_loadu_ps(w + p * kPanel * cols + j * kPanel);  // [16] column j of panel p
+      JIELONG_UNROLL
+      for (int t = 0; t < T; ++t) a[p][t][k] = _mm512_fmadd_ps(_mm512_set1_ps(x[t * x_stride + j]), wj, a[p][t][k]);
+    }
+  };
+  size_t j = 0;
+  for (; j + 4 <= cols; j += 4) {
+    column(j, 0);
+    column(j + 1, 1);
+    column(j + 2, 2);
+    column(j + 3, 3);
+  }
+  for (int k = 0; j < cols; ++j, ++k) column(j, k);
+  JIELONG_UNROLL
+  for (int p = 0; p < P; ++p)
+    JIELONG_UNROLL
+    for (int t = 0; t < T; ++t)
+      _mm512_storeu_ps(y + t * y_stride + p * kPanel, _mm512_add_ps(_mm512_add_ps(a[p][t][0], a[p][t][1]),
+                                                                    _mm512_add_ps(a[p][t][2], a[p][t][3])));
+}
+
+// The definition for a row-major row (the rows after the last panel): the
+// four chains are the four lanes of one vector.
+inline float f32_row_dot4(const float* w, const float* x, size_t cols) noexcept {
+  __m128 a = _mm_setzero_ps();
+  size_t j = 0;
+  for (; j + 4 <= cols; j += 4) a = _mm_fmadd_ps(_mm_loadu_ps(x + j), _mm_loadu_ps(w + j), a);
+  alignas(16) float s[4];
+  _mm_store_ps(s, a);
+  for (; j < cols; ++j) s[j % 4] = std::fma(x[j], w[j], s[j % 4]);
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+// Rows [r0, r1) of a packed F32 matrix (r0 a multiple of 16), panels and
+// the row-major rows after them.
+inline void f32_panel_rows(const WeightView& w, size_t r0, size_t r1, const float* x, size_t x_stride,
+                           size_t n_tokens, float* y, size_t y_stride) noexcept {
+  const size_t p1 = std::min(r1, w.panel_rows), cols = w.cols;
+  const float* base = static_cast<const float*>(w.data);  // panel r/16 starts at base + r·cols
+  size_t r = r0;
+  if (n_tokens == 1) {
+    for (; r + 2 * panels::kRows <= p1; r += 2 * panels::kRows) f32_panels<2, 1>(base + r * cols, cols, x, 0, y + r, 0);
+    for (; r < p1; r += panels::kRows) f32_panels<1, 1>(base + r * cols, cols, x, 0, y + r, 0);
+  } else {
+    for (; r < p1; r += panels::kRows) {
+      size_t t = 0;
+      for (; t + 4 <= n_tokens; t += 4)
+        f32_panels<1, 4>(base + r * cols, cols, x + t * x_stride, x_stride, y + t * y_stride + r, y_stride);
+      for (; t < n_tokens; ++t)
+        f32_panels<1, 1>(base + r * cols, cols, x + t * x_stride, 0, y + t * y_stride + r, 0);
+    }
+  }
+  for (r = std::max(r0, p1); r < r1; ++r)
+    for (size_t t = 0; t < n_tokens; ++t)
+      y[t * y_stride + r] = f32_row_dot4(static_cast<const float*>(w.row(r)), x + t * x_stride, cols);
+}
+
 }  // namespace vnni_detail
 
 template <>
@@ -842,6 +919,9 @@ struct Ops<Avx512Vnni> : Ops<Highway> {
                              size_t n_tokens, float* y, size_t y_stride) noexcept {
     using namespace vnni_detail;
     if (!cpu_has_vnni()) return panels::rows_dot_ref(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
+    if (w.type == DType::F32)
+      return f32_panel_rows(w, r0, r1, static_cast<const float*>(act), act_stride / sizeof(float), n_tokens, y,
+                            y_stride);
     if (w.type == DType::Q8_0) return panel_rows<DType::Q8_0>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
     if (w.type == DType::Q4_K) return panel_rows<DType::Q4_K>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
     return panel_rows<DType::Q4_0>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);

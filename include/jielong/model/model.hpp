@@ -25,12 +25,12 @@
 namespace jielong::model {
 
 struct BindOptions {
-  // Repack the Q4_0/Q8_0/Q4_K matrices into panels (kernels/panels.hpp) in
+  // Repack the Q4_0/Q8_0/Q4_K/F32 matrices into panels (kernels/panels.hpp) in
   // memory of the Model's own; the file's pages of those tensors are given
   // back (File::drop_pages, where the file has it). Costs one pass over
   // those weights at load; worth it where the CPU runs the panel kernels.
   bool panels = kernels::panels_preferred();
-  // Runs the repacking, one tensor per task (most of its time is the system
+  // Runs the repacking, 1024 rows per task (most of its time is the system
   // handing out fresh pages, which goes faster on several cores); nullptr:
   // a pool of one thread per core for the duration of the load.
   Executor* executor = nullptr;
@@ -66,7 +66,8 @@ class Model {
   template <class File>
   Status pack_panels(const File& f, Executor* ex);
   template <class File>
-  void drop_unread_pages(const File& f, const std::byte* lo, const std::byte* hi) const;
+  static void drop_pages_except(const File& f, const std::byte* lo, const std::byte* hi,
+                                const std::vector<std::pair<uintptr_t, uintptr_t>>& live);
 
   HParams hp_{};
   Weights w_;
@@ -222,10 +223,16 @@ Status Model::bind_all(const File& f) {
   return Status::ok();
 }
 
-// One buffer for every matrix that has panels; each is packed, then the
-// file's pages of it are given back. A tied embedding then looks its rows up
-// in the packed classifier (kernels::dequantize_view_row), so no copy of the
-// file's rows stays behind for it.
+// One buffer for every matrix that has panels. The matrices are packed in
+// file order, in steps of about 4 MiB of the file, each step's slices shared
+// out over the executor; after each step its file pages go back to the
+// system (File::drop_pages, where the file has it) in as few calls as the
+// still-read tensors allow, so the file's bytes and their packed copy are
+// never both resident for more than a step, and the page-table flush each
+// call costs (every core that runs the process) is paid per step, not per
+// matrix. A tied embedding then looks its rows up in the packed classifier
+// (kernels::dequantize_view_row), so no copy of the file's rows stays
+// behind for it.
 template <class File>
 Status Model::pack_panels(const File& f, Executor* ex) {
   std::vector<WeightView*> views;
@@ -243,80 +250,91 @@ Status Model::pack_panels(const File& f, Executor* ex) {
   HugePageBuffer buf(total);
   if (!buf.data())
     return make_error(Code::out_of_memory, std::to_string(total) + " bytes for the weights repacked into panels");
-  struct Job {
-    WeightView* view;
-    size_t offset;
+
+  // The tensors still read from the file afterwards: [begin, end) rounded
+  // out to whole pages, in address order.
+  const uintptr_t page = page_bytes();
+  std::vector<std::pair<uintptr_t, uintptr_t>> live;
+  auto keep = [&](const void* p, size_t n) {
+    if (!p || n == 0) return;
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    live.push_back({a / page * page, (a + n + page - 1) / page * page});
   };
-  std::vector<Job> jobs;
+  for (const WeightView* v : views)
+    if (!packable(*v)) {
+      keep(v->data, v->rows * v->row_stride);
+      if (v->group_scales) keep(v->group_scales, v->rows * v->cols / v->group * sizeof(float));
+    }
+  if (!w_.tied_output || !packable(w_.output)) keep(w_.token_embd.data, w_.token_embd.rows * w_.token_embd.row_stride);
+  std::sort(live.begin(), live.end());
+
+  // Slices of 1024 rows (64 panels), in file order.
+  struct Slice {
+    WeightView* view;
+    size_t offset;  // of the matrix in buf
+    size_t r0, n;   // rows
+    const std::byte* src() const noexcept { return static_cast<const std::byte*>(view->data) + r0 * view->row_stride; }
+    size_t bytes() const noexcept { return n * view->row_stride; }
+  };
+  std::vector<WeightView*> order;
+  for (WeightView* v : views)
+    if (packable(*v)) order.push_back(v);
+  std::sort(order.begin(), order.end(), [](const WeightView* a, const WeightView* b) { return a->data < b->data; });
+  std::vector<Slice> slices;
   size_t offset = 0;
-  for (WeightView* v : views) {
-    if (!packable(*v)) continue;
-    jobs.push_back({v, offset});
+  constexpr size_t kSlice = 64 * kernels::panels::kRows;
+  for (WeightView* v : order) {
+    for (size_t r = 0; r < v->rows; r += kSlice) slices.push_back({v, offset, r, std::min(kSlice, v->rows - r)});
     offset += padded(v->rows * v->row_stride);
   }
+
   std::unique_ptr<ThreadPool> own;
   if (!ex) {
     own.reset(new (std::nothrow) ThreadPool(0));
     if (!own) return make_error(Code::out_of_memory, "model: a thread pool for repacking");
     ex = own.get();
   }
-  constexpr bool kCanDrop = requires(const void* p, size_t n) { f.drop_pages(p, n); };
-  const std::byte* lo = nullptr;  // the file bytes the packed matrices came from span [lo, hi)
-  const std::byte* hi = nullptr;
-  for (const Job& j : jobs) {
-    const auto* src = static_cast<const std::byte*>(j.view->data);
-    lo = lo && lo < src ? lo : src;
-    hi = std::max(hi, src + j.view->rows * j.view->row_stride);
-  }
-  parallel_for(*ex, jobs.size(), 1, [&](size_t j0, size_t j1) {
-    for (size_t j = j0; j < j1; ++j) {
-      WeightView* v = jobs[j].view;
-      const auto* src = static_cast<const std::byte*>(v->data);
-      std::byte* dst = buf.data() + jobs[j].offset;
-      // 1024 rows at a time, each slice's file pages given back once packed,
-      // so a large matrix is never held twice.
-      constexpr size_t kSlice = 64 * kernels::panels::kRows;
-      for (size_t r = 0; r < v->rows; r += kSlice) {
-        const size_t n = std::min(kSlice, v->rows - r), off = r * v->row_stride;
-        (void)kernels::panels::pack_matrix(v->type, src + off, n, v->cols, dst + off);
-        if constexpr (kCanDrop) f.drop_pages(src + off, n * v->row_stride);
+  constexpr size_t kStep = size_t{4} << 20;
+  const std::byte* dropped = nullptr;  // pages below this page boundary are dealt with
+  for (size_t s0 = 0; s0 < slices.size();) {
+    size_t s1 = s0, bytes = 0;
+    while (s1 < slices.size() && (s1 == s0 || bytes + slices[s1].bytes() <= kStep)) bytes += slices[s1++].bytes();
+    parallel_for(*ex, s1 - s0, 1, [&](size_t i0, size_t i1) {
+      for (size_t i = s0 + i0; i < s0 + i1; ++i) {
+        const Slice& sl = slices[i];
+        const size_t off = sl.r0 * sl.view->row_stride;
+        buf.populate(buf.data() + sl.offset + off, sl.bytes());  // one call, not a fault per page
+        (void)kernels::panels::pack_matrix(sl.view->type, sl.src(), sl.n, sl.view->cols, buf.data() + sl.offset + off);
       }
-      v->panel_rows = kernels::panels::panel_rows(v->type, v->rows);
-      v->data = dst;
-    }
-  });
+    });
+    // The step's pages, from where the last step stopped (the page they
+    // share) up to the next step's first byte (the small vectors between
+    // matrices were copied at bind), less the still-read ones.
+    const std::byte* lo = dropped ? dropped : slices[s0].src();
+    const std::byte* hi = s1 < slices.size() ? slices[s1].src() : slices[s1 - 1].src() + slices[s1 - 1].bytes();
+    if constexpr (requires(const void* p, size_t n) { f.drop_pages(p, n); }) drop_pages_except(f, lo, hi, live);
+    dropped = hi - reinterpret_cast<uintptr_t>(hi) % page;
+    s0 = s1;
+  }
+  for (const Slice& sl : slices) {
+    if (sl.r0 != 0) continue;
+    sl.view->panel_rows = kernels::panels::panel_rows(sl.view->type, sl.view->rows);
+    sl.view->data = buf.data() + sl.offset;
+  }
   if (w_.tied_output) w_.token_embd = w_.output;
-  if constexpr (kCanDrop) drop_unread_pages(f, lo, hi);
   panels_ = std::move(buf);
   return Status::ok();
 }
 
-// The slices above give back only the pages wholly inside a matrix; the
-// pages a matrix shares with its neighbours, the small vectors between
-// matrices (copied to f32 at bind) and the pages the system mapped around
-// each read would stay. So, once everything is packed: every page in
-// [lo, hi) that no view still reads from the file goes back too.
+// Gives back the pages in [lo, hi) that hold none of `live` (address-ordered
+// page ranges). A page a step shares with the next stays until that step.
 template <class File>
-void Model::drop_unread_pages(const File& f, const std::byte* lo, const std::byte* hi) const {
-  const uintptr_t page = page_bytes();
-  std::vector<std::pair<uintptr_t, uintptr_t>> live;  // read from the file: [begin, end) rounded out to pages
-  auto keep = [&](const void* p, size_t n) {
-    if (!p || n == 0) return;
-    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    live.push_back({a / page * page, (a + n + page - 1) / page * page});
-  };
-  auto keep_view = [&](const WeightView& v) {
-    keep(v.data, v.rows * v.row_stride);
-    if (v.group_scales) keep(v.group_scales, v.rows * v.cols / v.group * sizeof(float));
-  };
-  for (const LayerWeights& L : w_.layers)
-    for (const WeightView* v : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) keep_view(*v);
-  keep_view(w_.output);
-  keep_view(w_.token_embd);
-  std::sort(live.begin(), live.end());
+void Model::drop_pages_except(const File& f, const std::byte* lo, const std::byte* hi,
+                              const std::vector<std::pair<uintptr_t, uintptr_t>>& live) {
   uintptr_t cur = reinterpret_cast<uintptr_t>(lo);
   const uintptr_t end = reinterpret_cast<uintptr_t>(hi);
   for (const auto& [a, b] : live) {
+    if (b <= cur) continue;
     if (a >= end) break;
     if (a > cur) f.drop_pages(reinterpret_cast<const void*>(cur), a - cur);
     cur = std::max(cur, b);

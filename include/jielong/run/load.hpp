@@ -27,8 +27,8 @@ struct LoadOptions {
   // (a copy of the file) and not shared with other processes, but on Linux
   // the copy sits in huge pages, which decodes faster (bench/README.md).
   bool no_mmap = false;
-  // Keep Q4_0/Q8_0/Q4_K matrices as the file stores them instead of repacking
-  // them into panels for the int8 kernels (kernels/panels.hpp; done by
+  // Keep Q4_0/Q8_0/Q4_K/F32 matrices as the file stores them instead of
+  // repacking them into panels (kernels/panels.hpp; done by
   // default where the CPU runs those kernels): for A/B measurements, or to
   // keep the weights shared with other processes through the page cache.
   bool no_repack = false;
