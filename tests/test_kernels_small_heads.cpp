@@ -63,6 +63,17 @@ TEST_CASE("small-head scores and mix equal their plain twins bit for bit") {
           sh::scores(q.data(), k.rows, hd, n, s_fast.data());
           sh::scores_plain(q.data(), k.rows, hd, n, s_plain.data());
           CHECK(std::memcmp(s_fast.data(), s_plain.data(), n * sizeof(float)) == 0);
+          // Three query heads on the same keys at once (grouped-query
+          // attention): each equals its own plain scores.
+          std::vector<float> q3(3 * hd), s3(3 * n, -1.0f), s3_plain(n);
+          for (float& x : q3) x = dist(rng);
+          const float* qs[3] = {q3.data(), q3.data() + hd, q3.data() + 2 * hd};
+          float* outs[3] = {s3.data(), s3.data() + n, s3.data() + 2 * n};
+          sh::scores_heads(qs, 3, k.rows, hd, n, outs);
+          for (size_t h = 0; h < 3; ++h) {
+            sh::scores_plain(qs[h], k.rows, hd, n, s3_plain.data());
+            CHECK(std::memcmp(outs[h], s3_plain.data(), n * sizeof(float)) == 0);
+          }
           sh::mix(w.data(), v.rows, hd, n, o_fast.data());
           sh::mix_plain(w.data(), v.rows, hd, n, o_plain.data());
           CHECK(std::memcmp(o_fast.data(), o_plain.data(), hd * sizeof(float)) == 0);

@@ -90,10 +90,9 @@ inline __m256 load8(const std::byte* p, bool f16) noexcept {
 }
 }  // namespace detail
 
-// head_dim 8 only.
-inline void scores_hd8(const float* q, Rows k, size_t n, float* scores) noexcept {
-  __m256 qd[8];
-  for (int d = 0; d < 8; ++d) qd[d] = _mm256_set1_ps(q[d]);
+// head_dim 8 only: scores for n_q query heads that read the same keys
+// (grouped-query attention), each key block transposed once for all of them.
+inline void scores_hd8_heads(const float* const* q, size_t n_q, Rows k, size_t n, float* const* scores) noexcept {
   size_t j = 0;
   for (; j + 8 <= n; j += 8) {
     // r[u] = K[j+u][0..8); transpose so that c[d] = K[j..j+8)[d].
@@ -111,12 +110,18 @@ inline void scores_hd8(const float* q, Rows k, size_t n, float* scores) noexcept
                          _mm256_permute2f128_ps(s2, s6, 0x20), _mm256_permute2f128_ps(s3, s7, 0x20),
                          _mm256_permute2f128_ps(s0, s4, 0x31), _mm256_permute2f128_ps(s1, s5, 0x31),
                          _mm256_permute2f128_ps(s2, s6, 0x31), _mm256_permute2f128_ps(s3, s7, 0x31)};
-    __m256 acc = _mm256_setzero_ps();
-    for (int d = 0; d < 8; ++d) acc = _mm256_add_ps(acc, rounded_product(qd[d], c[d]));
-    _mm256_storeu_ps(scores + j, acc);
+    for (size_t h = 0; h < n_q; ++h) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int d = 0; d < 8; ++d) acc = _mm256_add_ps(acc, rounded_product(_mm256_set1_ps(q[h][d]), c[d]));
+      _mm256_storeu_ps(scores[h] + j, acc);
+    }
   }
-  if (j < n) scores_plain(q, Rows{k.base + j * k.stride, k.stride, k.f16}, 8, n - j, scores + j);
+  if (j < n)
+    for (size_t h = 0; h < n_q; ++h)
+      scores_plain(q[h], Rows{k.base + j * k.stride, k.stride, k.f16}, 8, n - j, scores[h] + j);
 }
+
+inline void scores_hd8(const float* q, Rows k, size_t n, float* scores) noexcept { scores_hd8_heads(&q, 1, k, n, &scores); }
 
 inline void mix_hd8(const float* w, Rows v, size_t n, float* out) noexcept {
   __m256 acc = _mm256_setzero_ps();
@@ -149,6 +154,14 @@ inline void mix(const float* w, Rows v, size_t hd, size_t n, float* out) noexcep
   if (hd == 8) return mix_hd8(w, v, n, out);
 #endif
   mix_plain(w, v, hd, n, out);
+}
+// scores for n_q query heads reading the same keys; each out[h] is what
+// scores(q[h], k, ...) writes.
+inline void scores_heads(const float* const* q, size_t n_q, Rows k, size_t hd, size_t n, float* const* out) noexcept {
+#ifdef JIELONG_SMALL_HEADS_AVX2
+  if (hd == 8) return scores_hd8_heads(q, n_q, k, n, out);
+#endif
+  for (size_t h = 0; h < n_q; ++h) scores_plain(q[h], k, hd, n, out[h]);
 }
 // mix for n_heads heads; each out[h] is what mix(w[h], v[h], ...) writes.
 inline void mix_heads(const float* const* w, const Rows* v, size_t n_heads, size_t hd, size_t n,

@@ -245,14 +245,13 @@ class Transformer {
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const size_t n_pos = pos + 1;
     const bool f16 = kv_.type() == KvType::f16;
+    if (hd < 16) small_head_scores(l, q, h0, h1, group, n_ctx, n_pos, f16, scores_base);
     for (size_t h = h0; h < h1; ++h) {
       const size_t off = (h / group) * hd;                   // this head's kv slice of a cache row
       const float* qh = q + h * hd;
       float* scores = scores_base + h * n_ctx;               // [n_pos]
       // scores[j] = softmax_j(q·K[j] / √head_dim) over every cached position.
-      if (hd < 16)
-        small_head_scores(qh, l, off, hd, n_pos, f16, scores);
-      else
+      if (hd >= 16)
         for (size_t j = 0; j < n_pos; ++j) scores[j] = head_dot(qh, kv_.k_row(l, j), off, hd, f16);
       kernels::scale<B>(scores, scale, n_pos);
       kernels::softmax<B>(scores, n_pos);
@@ -284,13 +283,27 @@ class Transformer {
   kernels::small_heads::Rows head_rows(const void* row0, size_t off, bool f16) const noexcept {
     return {static_cast<const std::byte*>(row0) + off * (f16 ? 2 : 4), kv_.row_bytes(), f16};
   }
-  void small_head_scores(const float* q, size_t l, size_t off, size_t hd, size_t n_pos, bool f16,
-                         float* scores) const noexcept {
-    const auto k = head_rows(kv_.k_row(l, 0), off, f16);
-    if constexpr (std::is_same_v<B, kernels::Scalar>)
-      kernels::small_heads::scores_plain(q, k, hd, n_pos, scores);
-    else
-      kernels::small_heads::scores(q, k, hd, n_pos, scores);
+  // scores_h[j] = q_h·K[j] for the heads [h0, h1), the query heads of one
+  // kv head together (its keys are read once for all of them).
+  void small_head_scores(size_t l, const float* q, size_t h0, size_t h1, size_t group, size_t n_ctx, size_t n_pos,
+                         bool f16, float* scores_base) const noexcept {
+    namespace sh = kernels::small_heads;
+    const size_t hd = hp_.head_dim;
+    for (size_t c0 = h0; c0 < h1;) {
+      const size_t c1 = std::min({h1, (c0 / group + 1) * group, c0 + sh::kMaxHeads});  // one kv head's query heads
+      const float* qs[sh::kMaxHeads];
+      float* out[sh::kMaxHeads];
+      for (size_t h = c0; h < c1; ++h) {
+        qs[h - c0] = q + h * hd;
+        out[h - c0] = scores_base + h * n_ctx;
+      }
+      const auto k = head_rows(kv_.k_row(l, 0), (c0 / group) * hd, f16);
+      if constexpr (std::is_same_v<B, kernels::Scalar>)
+        for (size_t i = 0; i < c1 - c0; ++i) sh::scores_plain(qs[i], k, hd, n_pos, out[i]);
+      else
+        sh::scores_heads(qs, c1 - c0, k, hd, n_pos, out);
+      c0 = c1;
+    }
   }
   // out[h] = Σ_j scores_h[j]·V[j] for the heads [h0, h1), in chunks of
   // kernels::small_heads::kMaxHeads.
