@@ -126,12 +126,14 @@ struct Shape {
   size_t rows, cols;
 };
 
-// backend "panels": Best on the engine's repacked layout (Q4_0, Q8_0, Q4_K).
+// backend "panels": Best on the engine's repacked layout (Q4_0, Q8_0, Q4_K, F32).
+// 172x64: the feed-forward matrices of llama2.c's stories260K (short rows,
+// in L1: the per-row overhead of a kernel shows).
 template <class B>
 void register_backend(const char* backend, bool panels = false) {
   const DType types[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0,
                          DType::Q4_1, DType::Q5_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
-  const Shape shapes[] = {{2048, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}, {1536, 576}};
+  const Shape shapes[] = {{2048, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}, {1536, 576}, {172, 64}};
   for (DType t : types)
     for (const Shape& sh : shapes) {
       if (row_bytes(t, sh.cols) == 0) continue;  // 576 is not a multiple of 256: no k-quants there
