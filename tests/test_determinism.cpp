@@ -276,8 +276,8 @@ TEST_CASE("repacking gives back every page of the mapped file that nothing reads
   // tensor data from the file (matrices in panels, the embedding looked up
   // in them, norms copied to f32), so of the mapping only the pages before
   // the first packed matrix (header, metadata) and after the last may stay.
-  // Without the final pass the pages the slices share, the norms' pages and
-  // those mapped around each read stay resident.
+  // Without giving those back per step, the pages the slices share, the
+  // norms' pages and those mapped around each read stay resident.
   if (!kernels::panels_preferred()) {
     MESSAGE("skipped: this CPU runs no panel kernels, so nothing is repacked");
     return;

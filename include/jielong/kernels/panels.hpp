@@ -1,8 +1,7 @@
 // Panels: Q4_0, Q8_0 and Q4_K weights repacked for the int8 kernels, and F32
-// weights for the float ones. A panel
-// is 16 consecutive rows whose blocks are interleaved four quants at a time,
-// so one 64-byte load holds four quants of each of the 16 rows: exactly the
-// 16 lanes of a vpdpbusd. A matvec then keeps one row per lane from the first
+// weights for the float ones. A panel is 16 consecutive rows whose blocks
+// are interleaved four quants at a time, so one 64-byte load holds four
+// quants of each of the 16 rows: exactly the 16 lanes of a vpdpbusd. A matvec then keeps one row per lane from the first
 // block to the last and never sums across lanes, and a block's unpacking
 // serves 16 rows at once instead of one (bench/README.md has the counts).
 //
@@ -117,10 +116,11 @@ inline void pack(DType t, const void* src, size_t rows, size_t cols, void* dst) 
   const size_t rec_bytes = kRows * dtype_info(t).block_bytes;
   const auto* s = static_cast<const uint8_t*>(src);
   auto* d = static_cast<uint8_t*>(dst);
-  if (t == DType::F32) {  // a transpose of each 16-row panel
+  if (t == DType::F32) {  // a transpose of each 16-row panel: row r's element j to [j][r]
     for (size_t p = 0; p < rows / kRows; ++p)
       for (size_t r = 0; r < kRows; ++r)
-        for (size_t j = 0; j < cols; ++j) std::memcpy(d + (p * kRows * cols + j * kRows + r) * 4, s + (p * kRows + r) * rb + 4 * j, 4);
+        for (size_t j = 0; j < cols; ++j)
+          std::memcpy(d + (p * kRows * cols + j * kRows + r) * 4, s + (p * kRows + r) * rb + 4 * j, 4);
     return;
   }
   for (size_t p = 0; p < rows / kRows; ++p) {
@@ -195,12 +195,6 @@ inline void copy_row_prefix(const WeightView& w, size_t r, size_t n, void* dst) 
     return;
   }
   const size_t bb = dtype_info(w.type).block_bytes;
-  if (w.type == DType::F32) {  // column j of the panel holds element j
-    const float* panel = static_cast<const float*>(w.data) + (r / kRows) * kRows * w.cols;
-    for (size_t j = 0; j < n / 4; ++j) std::memcpy(out + 4 * j, panel + j * kRows + r % kRows, 4);
-    if (n % 4) std::memcpy(out + n / 4 * 4, panel + n / 4 * kRows + r % kRows, n % 4);
-    return;
-  }
   alignas(8) uint8_t blk[sizeof(BlockQ4_K)];  // the largest block with panels
   for (size_t b = 0, done = 0; done < n; ++b, done += bb) {
     unpack_block(w, r, b, blk);

@@ -62,8 +62,9 @@ struct Scratch {
     }
     need(m.weights().output);
     score_slots = std::clamp<size_t>(score_slots, 1, std::clamp<size_t>(n_batch, 1, 64));
-    auto line = [](size_t n) { return (n + kCacheLine / sizeof(float) - 1) / (kCacheLine / sizeof(float)) * (kCacheLine / sizeof(float)); };
-    const size_t q_floats = line(n_batch * q_dim), kv_floats = line(n_batch * kv_dim), ff_floats = line(n_batch * hp.n_ff);
+    auto line = [](size_t n) { return align_up(n, kCacheLine / sizeof(float)); };  // whole cache lines of floats
+    const size_t q_floats = line(n_batch * q_dim), kv_floats = line(n_batch * kv_dim);
+    const size_t ff_floats = line(n_batch * hp.n_ff);
     const size_t attn_floats = 2 * q_floats + 2 * kv_floats, ffn_floats = 2 * ff_floats;
     const size_t floats =
         n_batch * 3 * hp.n_embd + std::max(attn_floats, ffn_floats) + score_slots * hp.n_heads * n_ctx;
