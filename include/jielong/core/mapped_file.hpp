@@ -139,6 +139,20 @@ class MappedFile {
 #endif
   }
 
+  // Bytes read once and rarely again (a GGUF file's metadata, once parsed):
+  // a mapping gives the whole pages inside [p, p + n) back, to be read again
+  // from the file if touched; a copy keeps them (it has nowhere to reread
+  // them from).
+  void evict_pages(const void* p, size_t n) const noexcept {
+#if JIELONG_HAS_MMAP
+    const auto* a = static_cast<const std::byte*>(p);
+    if (mapped_ && n != 0 && a >= data_ && a + n <= data_ + size_) drop_whole_pages(p, n);
+#else
+    (void)p;
+    (void)n;
+#endif
+  }
+
  private:
 #if JIELONG_HAS_MMAP
   Status read_all(int fd) {

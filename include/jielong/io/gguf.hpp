@@ -209,6 +209,10 @@ class GgufFile {
 
   // See MappedFile::drop_pages (a no-op for an image held by the caller).
   void drop_pages(const void* p, size_t n) const noexcept { file_.drop_pages(p, n); }
+  // The header, metadata and tensor index have been read (the vocabulary
+  // too, where it is wanted): give their pages back where the file can read
+  // them again (MappedFile::evict_pages). Later lookups still work.
+  void evict_metadata() const noexcept { file_.evict_pages(bytes_.data(), data_offset_); }
 
   // Reads a GGUF image held by the caller, who keeps it alive and unchanged
   // for the life of the returned file.

@@ -77,6 +77,10 @@ class ModelFile {
     if (gguf_) gguf_->drop_pages(p, n);
     else file_.drop_pages(p, n);
   }
+  // See GgufFile::evict_metadata (a llama2.c header is a few bytes: nothing to give back).
+  void evict_metadata() const noexcept {
+    if (gguf_) gguf_->evict_metadata();
+  }
   std::span<const GgufTensorInfo> tensors() const noexcept { return tensors_; }
   const GgufTensorInfo* find_tensor(std::string_view name) const {
     auto it = index_.find(name);

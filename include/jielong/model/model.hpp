@@ -106,6 +106,9 @@ Result<std::shared_ptr<const Model>> Model::bind(std::shared_ptr<const File> fil
   Status st = m->bind_all(*file);
   if (st.is_ok() && opts.panels) st = m->pack_panels(*file, opts.executor);
   if (!st.is_ok()) return st.prefix(m->path_);
+  // Decoding never reads the metadata: its pages go back (a mapped file's
+  // only; a tokenizer built later reads them again).
+  if constexpr (requires { file->evict_metadata(); }) file->evict_metadata();
   m->owner_ = std::move(file);
   return std::shared_ptr<const Model>(std::move(m));
 }

@@ -54,15 +54,14 @@ inline Result<LoadedModel> load(const std::string& model_path, const std::string
   LoadedModel lm;
   JIELONG_ASSIGN_OR_RETURN(std::shared_ptr<const io::ModelFile> file,
                            io::ModelFile::open(model_path, opts.file_mode()));
-  JIELONG_ASSIGN_OR_RETURN(lm.model,
-                           model::Model::bind<io::ModelFile>(file, file->hparams(), model_path, opts.bind_options()));
+  // The tokenizer first: binding ends by giving the metadata's pages back.
   const io::GgufFile* gguf = file->gguf();
   if (tokenizer_path.empty() && gguf && gguf->find("tokenizer.ggml.model")) {
     auto t = text::tokenizer_from_gguf(*gguf);
     if (!t.ok()) return Status(t.status()).prefix(model_path);
     lm.tokenizer = std::make_shared<const text::Tokenizer>(std::move(*t));
   }
-  const size_t n_vocab = lm.model->hparams().n_vocab;
+  const size_t n_vocab = file->hparams().n_vocab;
   if (!tokenizer_path.empty()) {
     auto t = text::Tokenizer::from_llama2c(tokenizer_path, static_cast<int32_t>(n_vocab));
     if (!t.ok()) return t.status();
@@ -71,6 +70,8 @@ inline Result<LoadedModel> load(const std::string& model_path, const std::string
   if (lm.tokenizer && static_cast<size_t>(lm.tokenizer->n_tokens()) > n_vocab)
     return make_error(Code::format_error, model_path + ": the tokenizer has " + std::to_string(lm.tokenizer->n_tokens()) +
                                               " tokens but the model's vocabulary is " + std::to_string(n_vocab));
+  JIELONG_ASSIGN_OR_RETURN(lm.model,
+                           model::Model::bind<io::ModelFile>(file, file->hparams(), model_path, opts.bind_options()));
   return lm;
 }
 
