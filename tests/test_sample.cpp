@@ -330,3 +330,44 @@ TEST_CASE("chain: bad parameters are errors") {
   CHECK(!SamplerChain::from_params(q, 4).ok());
   CHECK(!SamplerChain::create(0, 1).ok());
 }
+
+#if defined(__linux__)
+#include <fstream>
+#include <string>
+
+namespace {
+long rss_kib() {  // VmRSS of this process, or -1
+  std::ifstream f("/proc/self/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+}  // namespace
+
+TEST_CASE("chain: a greedy chain never touches its candidate buffer; a sampling one does") {
+  // 8M candidates are 128 MiB: a chain that wrote them at creation (as a
+  // value-initialised vector does) would show as resident memory.
+  constexpr size_t n = size_t{8} << 20;
+  std::vector<float> logits(n, 0.0f);
+  logits[n - 3] = 1.0f;
+#if defined(__SANITIZE_ADDRESS__)
+  MESSAGE("skipped: AddressSanitizer writes shadow memory for every allocation");
+  return;
+#endif
+  const long before = rss_kib();
+  if (before < 0) {
+    MESSAGE("skipped: /proc/self/status has no VmRSS");
+    return;
+  }
+  auto greedy = SamplerChain::from_params(SamplerParams::greedy(), n);
+  REQUIRE(greedy.ok());
+  CHECK(greedy->sample(logits) == static_cast<Token>(n - 3));
+  CHECK(rss_kib() - before < 16 * 1024);
+  SamplerParams p;  // temperature 0.8, top-k 40: the candidates are filled
+  auto sampling = SamplerChain::from_params(p, n);
+  REQUIRE(sampling.ok());
+  const long mid = rss_kib();
+  (void)sampling->sample(logits);
+  CHECK(rss_kib() - mid > 100 * 1024);  // the bound above means something
+}
+#endif
