@@ -48,7 +48,8 @@ TEST_CASE("small-head scores and mix equal their plain twins bit for bit") {
   for (bool f16 : {false, true})
     for (bool misalign : {false, true})
       for (size_t hd : {size_t{4}, size_t{8}, size_t{12}})
-        for (size_t n : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{16}, size_t{33}, size_t{257}}) {
+        for (size_t n : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{15}, size_t{16}, size_t{17}, size_t{24},
+                         size_t{33}, size_t{257}}) {
           CAPTURE(f16);
           CAPTURE(misalign);
           CAPTURE(hd);
@@ -92,25 +93,31 @@ TEST_CASE("mixing several small heads at once equals mixing each alone") {
   std::mt19937 rng(11);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (bool f16 : {false, true})
-    for (size_t n_heads : {size_t{1}, size_t{3}, size_t{8}, size_t{16}, size_t{17}})
-      for (size_t n : {size_t{1}, size_t{9}, size_t{130}}) {
+    for (bool shared : {false, true})
+    for (size_t n_heads : {size_t{1}, size_t{2}, size_t{3}, size_t{6}, size_t{8}, size_t{16}, size_t{17}})
+      for (size_t n : {size_t{1}, size_t{9}, size_t{15}, size_t{16}, size_t{17}, size_t{130}}) {
         CAPTURE(f16);
+        CAPTURE(shared);
         CAPTURE(n_heads);
         CAPTURE(n);
         const size_t hd = 8, n_kv = 4, row_elems = n_kv * hd;
-        std::vector<Cache> caches;  // head h reads kv head h % n_kv of its own cache
+        // Head h reads kv head h % n_kv of its own cache, or (shared: grouped
+        // query attention, two query heads a kv head) kv head h / 2 of one cache.
+        std::vector<Cache> caches;
         std::vector<std::vector<float>> w(n_heads, std::vector<float>(n));
         std::vector<std::vector<float>> got(n_heads, std::vector<float>(hd)), want(n_heads, std::vector<float>(hd));
         std::vector<const float*> wp;
         std::vector<sh::Rows> v;
         std::vector<float*> op;
-        for (size_t h = 0; h < n_heads; ++h) {
-          caches.push_back(make_cache(n, row_elems, (h % n_kv) * hd, f16, h % 2 == 1, rng));
+        const size_t n_caches = shared ? 1 : n_heads;
+        for (size_t i = 0; i < n_caches; ++i) caches.push_back(make_cache(n, row_elems, 0, f16, i % 2 == 1, rng));
+        for (size_t h = 0; h < n_heads; ++h)
           for (float& x : w[h]) x = std::abs(dist(rng));
-        }
         for (size_t h = 0; h < n_heads; ++h) {
+          sh::Rows r = caches[shared ? 0 : h].rows;
+          r.base += (shared ? (h / 2) % n_kv : h % n_kv) * hd * (f16 ? 2 : 4);
           wp.push_back(w[h].data());
-          v.push_back(caches[h].rows);
+          v.push_back(r);
           op.push_back(got[h].data());
         }
         {  // mix_heads takes at most kMaxHeads; larger groups go in chunks
