@@ -92,6 +92,33 @@ inline __m256 load8(const std::byte* p, bool f16) noexcept {
   return f16 ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)))
              : _mm256_loadu_ps(reinterpret_cast<const float*>(p));
 }
+
+// The in-lane half of an 8×8 transpose, for 256- and 512-bit registers
+// alike (the ops act on each 128-bit lane, which holds four elements of a
+// row): from rows z[0..8), s[k] holds in each lane the lane's k-th element
+// of rows 0..3, and s[k + 4] that of rows 4..7 (k < 4). The callers join
+// lanes across registers.
+inline __m256 unpacklo(__m256 a, __m256 b) noexcept { return _mm256_unpacklo_ps(a, b); }
+inline __m256 unpackhi(__m256 a, __m256 b) noexcept { return _mm256_unpackhi_ps(a, b); }
+template <int Imm>
+inline __m256 shuffle(__m256 a, __m256 b) noexcept { return _mm256_shuffle_ps(a, b, Imm); }
+#ifdef __AVX512F__
+inline __m512 unpacklo(__m512 a, __m512 b) noexcept { return _mm512_unpacklo_ps(a, b); }
+inline __m512 unpackhi(__m512 a, __m512 b) noexcept { return _mm512_unpackhi_ps(a, b); }
+template <int Imm>
+inline __m512 shuffle(__m512 a, __m512 b) noexcept { return _mm512_shuffle_ps(a, b, Imm); }
+#endif
+template <class V>
+inline void transpose_in_lanes(const V* z, V* s) noexcept {
+  const V t0 = unpacklo(z[0], z[1]), t1 = unpackhi(z[0], z[1]);
+  const V t2 = unpacklo(z[2], z[3]), t3 = unpackhi(z[2], z[3]);
+  const V t4 = unpacklo(z[4], z[5]), t5 = unpackhi(z[4], z[5]);
+  const V t6 = unpacklo(z[6], z[7]), t7 = unpackhi(z[6], z[7]);
+  s[0] = shuffle<0x44>(t0, t2), s[1] = shuffle<0xEE>(t0, t2);
+  s[2] = shuffle<0x44>(t1, t3), s[3] = shuffle<0xEE>(t1, t3);
+  s[4] = shuffle<0x44>(t4, t6), s[5] = shuffle<0xEE>(t4, t6);
+  s[6] = shuffle<0x44>(t5, t7), s[7] = shuffle<0xEE>(t5, t7);
+}
 }  // namespace detail
 
 // head_dim 8 only: scores for n_q query heads that read the same keys
@@ -102,18 +129,14 @@ inline void scores_hd8_heads(const float* const* q, size_t n_q, Rows k, size_t n
     // r[u] = K[j+u][0..8); transpose so that c[d] = K[j..j+8)[d].
     __m256 r[8];
     for (int u = 0; u < 8; ++u) r[u] = detail::load8(k.base + (j + u) * k.stride, k.f16);
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    const __m256 c[8] = {_mm256_permute2f128_ps(s0, s4, 0x20), _mm256_permute2f128_ps(s1, s5, 0x20),
-                         _mm256_permute2f128_ps(s2, s6, 0x20), _mm256_permute2f128_ps(s3, s7, 0x20),
-                         _mm256_permute2f128_ps(s0, s4, 0x31), _mm256_permute2f128_ps(s1, s5, 0x31),
-                         _mm256_permute2f128_ps(s2, s6, 0x31), _mm256_permute2f128_ps(s3, s7, 0x31)};
+    __m256 sh[8];
+    detail::transpose_in_lanes(r, sh);
+    // Low lanes hold elements 0..3 of the rows, high lanes 4..7: join rows 0..3 with 4..7.
+    __m256 c[8];
+    for (int e = 0; e < 4; ++e) {
+      c[e] = _mm256_permute2f128_ps(sh[e], sh[e + 4], 0x20);
+      c[e + 4] = _mm256_permute2f128_ps(sh[e], sh[e + 4], 0x31);
+    }
     for (size_t h = 0; h < n_q; ++h) {
       __m256 acc = _mm256_setzero_ps();
       for (int d = 0; d < 8; ++d) acc = _mm256_add_ps(acc, rounded_product(_mm256_set1_ps(q[h][d]), c[d]));
@@ -189,19 +212,13 @@ inline void transpose16x8(const std::byte* const* r, __m512* c) noexcept {
   __m512 z[8];
   for (int u = 0; u < 4; ++u) z[u] = detail::load8x2<F16>(r[u], r[4 + u]);
   for (int u = 4; u < 8; ++u) z[u] = detail::load8x2<F16>(r[4 + u], r[8 + u]);
-  const __m512 t0 = _mm512_unpacklo_ps(z[0], z[1]), t1 = _mm512_unpackhi_ps(z[0], z[1]);
-  const __m512 t2 = _mm512_unpacklo_ps(z[2], z[3]), t3 = _mm512_unpackhi_ps(z[2], z[3]);
-  const __m512 t4 = _mm512_unpacklo_ps(z[4], z[5]), t5 = _mm512_unpackhi_ps(z[4], z[5]);
-  const __m512 t6 = _mm512_unpacklo_ps(z[6], z[7]), t7 = _mm512_unpackhi_ps(z[6], z[7]);
-  const __m512 s0 = _mm512_shuffle_ps(t0, t2, 0x44), s1 = _mm512_shuffle_ps(t0, t2, 0xEE);
-  const __m512 s2 = _mm512_shuffle_ps(t1, t3, 0x44), s3 = _mm512_shuffle_ps(t1, t3, 0xEE);
-  const __m512 s4 = _mm512_shuffle_ps(t4, t6, 0x44), s5 = _mm512_shuffle_ps(t4, t6, 0xEE);
-  const __m512 s6 = _mm512_shuffle_ps(t5, t7, 0x44), s7 = _mm512_shuffle_ps(t5, t7, 0xEE);
-  // 128-bit lanes 0 and 2 of (sA, sB) hold elements 0..3 of the rows, 1 and 3 elements 4..7.
-  c[0] = _mm512_shuffle_f32x4(s0, s4, 0x88), c[1] = _mm512_shuffle_f32x4(s1, s5, 0x88);
-  c[2] = _mm512_shuffle_f32x4(s2, s6, 0x88), c[3] = _mm512_shuffle_f32x4(s3, s7, 0x88);
-  c[4] = _mm512_shuffle_f32x4(s0, s4, 0xDD), c[5] = _mm512_shuffle_f32x4(s1, s5, 0xDD);
-  c[6] = _mm512_shuffle_f32x4(s2, s6, 0xDD), c[7] = _mm512_shuffle_f32x4(s3, s7, 0xDD);
+  __m512 sh[8];
+  detail::transpose_in_lanes(z, sh);
+  // 128-bit lanes 0 and 2 hold elements 0..3 of the rows, 1 and 3 elements 4..7.
+  for (int e = 0; e < 4; ++e) {
+    c[e] = _mm512_shuffle_f32x4(sh[e], sh[e + 4], 0x88);
+    c[e + 4] = _mm512_shuffle_f32x4(sh[e], sh[e + 4], 0xDD);
+  }
 }
 
 template <bool F16>
