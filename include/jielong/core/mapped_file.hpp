@@ -126,17 +126,8 @@ class MappedFile {
   // the range back to the system. A mapping would read them again from the
   // file if touched; a copy would read zeros.
   void drop_pages(const void* p, size_t n) const noexcept {
-#if JIELONG_HAS_MMAP
-    const auto* a = static_cast<const std::byte*>(p);
-    if (n == 0 || a < data_ || a + n > data_ + size_) return;
-    if (mapped_)
-      drop_whole_pages(p, n);
-    else
-      copy_.drop_pages(p, n);
-#else
-    (void)p;
-    (void)n;
-#endif
+    if (mapped_) evict_pages(p, n);
+    else if (inside(p, n)) copy_.drop_pages(p, n);
   }
 
   // Bytes read once and rarely again (a GGUF file's metadata, once parsed):
@@ -144,16 +135,14 @@ class MappedFile {
   // from the file if touched; a copy keeps them (it has nowhere to reread
   // them from).
   void evict_pages(const void* p, size_t n) const noexcept {
-#if JIELONG_HAS_MMAP
-    const auto* a = static_cast<const std::byte*>(p);
-    if (mapped_ && n != 0 && a >= data_ && a + n <= data_ + size_) drop_whole_pages(p, n);
-#else
-    (void)p;
-    (void)n;
-#endif
+    if (mapped_ && inside(p, n)) drop_whole_pages(p, n);
   }
 
  private:
+  bool inside(const void* p, size_t n) const noexcept {
+    const auto* a = static_cast<const std::byte*>(p);
+    return n != 0 && a >= data_ && a + n <= data_ + size_;
+  }
 #if JIELONG_HAS_MMAP
   Status read_all(int fd) {
     if (size_ == 0) return Status::ok();

@@ -343,7 +343,7 @@ inline void mix(const float* w, Rows v, size_t hd, size_t n, float* out) noexcep
 // scores(q[h], k, ...) writes.
 inline void scores_heads(const float* const* q, size_t n_q, Rows k, size_t hd, size_t n, float* const* out) noexcept {
 #if defined(JIELONG_SMALL_HEADS_AVX512)
-  if (hd == 8 && n_q <= kMaxHeads) return scores_hd8_heads_x16(q, n_q, k, n, out);
+  if (hd == 8) return scores_hd8_heads_x16(q, n_q, k, n, out);
 #endif
 #ifdef JIELONG_SMALL_HEADS_AVX2
   if (hd == 8) return scores_hd8_heads(q, n_q, k, n, out);

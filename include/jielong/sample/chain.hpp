@@ -8,9 +8,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
-#include <memory>
 #include <utility>
 #include <variant>
 #include <vector>
