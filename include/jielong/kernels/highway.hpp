@@ -16,6 +16,7 @@
 #include "jielong/kernels/backend.hpp"
 #include "jielong/kernels/small_heads.hpp"
 #include "jielong/kernels/block_dot.hpp"
+#include "jielong/kernels/libm_exp.hpp"
 #include "jielong/kernels/scalar.hpp"
 
 namespace jielong::kernels {
@@ -151,10 +152,19 @@ struct Ops<Highway> {
       vsum = hn::Add(vsum, e);
     }
     float sum = hn::GetLane(hn::SumOfLanes(d, vsum));
+#if JIELONG_LIBM_EXP
+    if (i < n) {  // the last n % N in one vector, with std::exp's bits
+      const auto m = hn::FirstN(d, n - i);
+      const auto e = libm_exp::exp(d, hn::IfThenElseZero(m, hn::Sub(hn::MaskedLoad(m, d, x + i), vmax)));
+      hn::BlendedStore(e, m, d, x + i);
+    }
+    for (; i < n; ++i) sum += x[i];
+#else
     for (; i < n; ++i) {
       x[i] = std::exp(x[i] - max);
       sum += x[i];
     }
+#endif
     scale(x, 1.0f / sum, n);
   }
   static void rope_rotate(float* x, size_t n_heads, size_t head_dim, size_t rot_dim, const float* cos_t,
@@ -193,7 +203,16 @@ struct Ops<Highway> {
       const auto silu = hn::Div(g, hn::Add(one, hn::Exp(d, hn::Neg(g))));
       hn::StoreU(hn::Mul(silu, hn::LoadU(d, up + i)), d, out + i);
     }
+#if JIELONG_LIBM_EXP
+    if (i < n) {  // the last n % N in one vector, with std::exp's bits
+      const auto m = hn::FirstN(d, n - i);
+      const auto g = hn::MaskedLoad(m, d, gate + i);
+      const auto silu = hn::Div(g, hn::Add(one, libm_exp::exp(d, hn::Neg(g))));
+      hn::BlendedStore(hn::Mul(silu, hn::MaskedLoad(m, d, up + i)), m, d, out + i);
+    }
+#else
     for (; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+#endif
   }
   static void gelu(float* out, const float* x, size_t n) noexcept {
     namespace hn = hwy_detail::hn;
