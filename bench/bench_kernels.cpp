@@ -3,6 +3,8 @@
 //
 //   BM_ReadBandwidth                         streaming read of 1 GiB, bytes/s
 //   BM_Matvec/<type>/<backend>/<rows>x<cols> decode: bytes/s = weight bytes read per second
+//   BM_MatvecStream/<type>/<backend>/<rows>x<cols>  decode over 512 MiB of distinct matrices in turn
+//                                            (from memory, a parallel region each, as in a model)
 //   BM_Matmul/<type>/<backend>/<rows>x<cols>/<tokens>  prefill: FLOP/s (2·rows·cols·tokens)
 //
 // Threads: $JIELONG_THREADS, default all cores. Weights are seeded random
@@ -87,9 +89,11 @@ struct BenchMatrix {
   k::WeightView view;
 };
 
+// `count` distinct rows x cols matrices, one matvec each in turn per iteration.
 template <class B>
-void BM_Matvec(benchmark::State& state, DType type, size_t rows, size_t cols, bool panels) {
-  BenchMatrix m(type, rows, cols, panels);
+void run_matvecs(benchmark::State& state, DType type, size_t rows, size_t cols, bool panels, size_t count) {
+  std::vector<std::unique_ptr<BenchMatrix>> ms;
+  for (size_t i = 0; i < count; ++i) ms.push_back(std::make_unique<BenchMatrix>(type, rows, cols, panels));
   std::vector<float> x(cols), y(rows);
   std::mt19937 rng(1);
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -97,11 +101,25 @@ void BM_Matvec(benchmark::State& state, DType type, size_t rows, size_t cols, bo
   AlignedBuffer scratch(k::matvec_scratch_bytes(type, cols) + 64);
   const std::span<std::byte> s(scratch.data(), scratch.size());
   for (auto _ : state) {
-    k::matvec<B>(m.view, x.data(), y.data(), s, pool());
+    for (const auto& m : ms) k::matvec<B>(m->view, x.data(), y.data(), s, pool());
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(m.bytes.size()));
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * static_cast<int64_t>(count * ms[0]->bytes.size()));
+}
+
+template <class B>
+void BM_Matvec(benchmark::State& state, DType type, size_t rows, size_t cols, bool panels) {
+  run_matvecs<B>(state, type, rows, cols, panels, 1);
+}
+
+// Decode from memory as a model meets it: distinct matrices of one shape,
+// 512 MiB in all (past any last-level cache), one matvec each in turn, so
+// every matrix starts cold and every call is its own parallel region.
+template <class B>
+void BM_MatvecStream(benchmark::State& state, DType type, size_t rows, size_t cols, bool panels) {
+  const size_t one = row_bytes(type, cols) * rows;
+  run_matvecs<B>(state, type, rows, cols, panels, std::max<size_t>(2, (size_t{512} << 20) / one));
 }
 
 template <class B>
@@ -146,6 +164,24 @@ void register_backend(const char* backend, bool panels = false) {
     }
 }
 
+// The stream benchmark on the shapes of a tl1b layer (2048x2048: Wq, Wo;
+// 5632x2048: gate, up; 2048x5632: down).
+template <class B>
+void register_stream(const char* backend, bool panels = false) {
+  const DType types[] = {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
+  const Shape shapes[] = {{2048, 2048}, {5632, 2048}, {2048, 5632}};
+  for (DType t : types)
+    for (const Shape& sh : shapes) {
+      if (panels && !k::panels::supported(t)) continue;
+      const std::string name = "BM_MatvecStream/" + std::string(dtype_name(t)) + "/" + backend + "/" +
+                               std::to_string(sh.rows) + "x" + std::to_string(sh.cols);
+      benchmark::RegisterBenchmark(name.c_str(),
+                                   [=](benchmark::State& st) { BM_MatvecStream<B>(st, t, sh.rows, sh.cols, panels); })
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+}
+
 template <class B>
 void register_matmul(const char* backend, bool panels = false) {
   const DType types[] = {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
@@ -173,6 +209,8 @@ int main(int argc, char** argv) {
   register_backend<k::Highway>("highway");
   register_backend<k::Best>("best");
   register_backend<k::Best>("panels", true);
+  register_stream<k::Best>("best");
+  register_stream<k::Best>("panels", true);
   register_matmul<k::Highway>("highway");
   register_matmul<k::Best>("best");
   register_matmul<k::Best>("panels", true);
