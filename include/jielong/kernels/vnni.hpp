@@ -868,16 +868,30 @@ inline void f32_panels(const float* w, size_t cols, const float* x, size_t x_str
                                                                     _mm512_add_ps(a[p][t][2], a[p][t][3])));
 }
 
-// The definition for a row-major row (the rows after the last panel): the
-// four chains are the four lanes of one vector.
-inline float f32_row_dot4(const float* w, const float* x, size_t cols) noexcept {
-  __m128 a = _mm_setzero_ps();
+// The definition for row-major rows (those after the last panel), R
+// consecutive rows (stride floats apart) at once: per row, the four chains
+// are the four lanes of one vector (the last cols % 4 columns a masked
+// multiply-add into the first lanes), then (a0 + a1) + (a2 + a3); the R
+// rows' chains are independent.
+template <int R>
+inline void f32_rows_dot4(const float* w, size_t stride, const float* x, size_t cols, float* y) noexcept {
+  __m128 a[R];
+  JIELONG_UNROLL
+  for (int r = 0; r < R; ++r) a[r] = _mm_setzero_ps();
   size_t j = 0;
-  for (; j + 4 <= cols; j += 4) a = _mm_fmadd_ps(_mm_loadu_ps(x + j), _mm_loadu_ps(w + j), a);
-  alignas(16) float s[4];
-  _mm_store_ps(s, a);
-  for (; j < cols; ++j) s[j % 4] = std::fma(x[j], w[j], s[j % 4]);
-  return (s[0] + s[1]) + (s[2] + s[3]);
+  for (; j + 4 <= cols; j += 4) {
+    const __m128 xj = _mm_loadu_ps(x + j);
+    JIELONG_UNROLL
+    for (int r = 0; r < R; ++r) a[r] = _mm_fmadd_ps(xj, _mm_loadu_ps(w + r * stride + j), a[r]);
+  }
+  const auto rest = static_cast<__mmask8>((1u << (cols - j)) - 1);
+  const __m128 xj = _mm_maskz_loadu_ps(rest, x + j);
+  JIELONG_UNROLL
+  for (int r = 0; r < R; ++r) {
+    const __m128 v = _mm_mask3_fmadd_ps(xj, _mm_maskz_loadu_ps(rest, w + r * stride + j), a[r], rest);
+    const __m128 pairs = _mm_add_ps(v, _mm_shuffle_ps(v, v, _MM_SHUFFLE(2, 3, 0, 1)));  // a0+a1, ., a2+a3, .
+    y[r] = _mm_cvtss_f32(_mm_add_ss(pairs, _mm_movehl_ps(pairs, pairs)));
+  }
 }
 
 // Rows [r0, r1) of a packed F32 matrix (r0 a multiple of 16), panels and
@@ -899,9 +913,13 @@ inline void f32_panel_rows(const WeightView& w, size_t r0, size_t r1, const floa
         f32_panels<1, 1>(base + r * cols, cols, x + t * x_stride, 0, y + t * y_stride + r, 0);
     }
   }
-  for (r = std::max(r0, p1); r < r1; ++r)
+  r = std::max(r0, p1);
+  const size_t stride = w.row_stride / sizeof(float);
+  if (n_tokens == 1)  // four rows at a time: four chains in flight instead of one
+    for (; r + 4 <= r1; r += 4) f32_rows_dot4<4>(static_cast<const float*>(w.row(r)), stride, x, cols, y + r);
+  for (; r < r1; ++r)
     for (size_t t = 0; t < n_tokens; ++t)
-      y[t * y_stride + r] = f32_row_dot4(static_cast<const float*>(w.row(r)), x + t * x_stride, cols);
+      f32_rows_dot4<1>(static_cast<const float*>(w.row(r)), stride, x + t * x_stride, cols, y + t * y_stride + r);
 }
 
 }  // namespace vnni_detail
