@@ -183,14 +183,10 @@ struct Ops<Highway> {
       for (; i + hn::Lanes(d) <= half; i += hn::Lanes(d)) {
         const auto x0 = hn::LoadU(d, x0p + i), x1 = hn::LoadU(d, x1p + i);
         const auto c = hn::LoadU(d, cos_t + i), s = hn::LoadU(d, sin_t + i);
-        hn::StoreU(hn::Sub(hn::Mul(x0, c), hn::Mul(x1, s)), d, x0p + i);
-        hn::StoreU(hn::Add(hn::Mul(x0, s), hn::Mul(x1, c)), d, x1p + i);
+        hn::StoreU(hn::MulSub(x0, c, hn::Mul(x1, s)), d, x0p + i);  // rope_pair, lane by lane
+        hn::StoreU(hn::MulAdd(x0, s, hn::Mul(x1, c)), d, x1p + i);
       }
-      for (; i < half; ++i) {
-        const float x0 = x0p[i], x1 = x1p[i];
-        x0p[i] = x0 * cos_t[i] - x1 * sin_t[i];
-        x1p[i] = x0 * sin_t[i] + x1 * cos_t[i];
-      }
+      for (; i < half; ++i) rope_pair(x0p[i], x1p[i], cos_t[i], sin_t[i]);
     }
   }
   static void swiglu(float* out, const float* gate, const float* up, size_t n) noexcept {

@@ -136,24 +136,37 @@ void softmax(float* x, size_t n) noexcept {
 
 inline constexpr size_t kMaxRopeDim = 1024;
 
-// x: [n_heads][head_dim]; rotates the first rot_dim dims of each head by the
-// angles pos * inv_freq[i], i < rot_dim/2 (the model precomputes inv_freq from
-// its frequency base and scaling). rot_dim must be even, <= head_dim and
-// <= kMaxRopeDim; other dims pass through.
-template <class B>
-void rope(float* x, size_t n_heads, size_t head_dim, size_t rot_dim, float pos, const float* inv_freq,
-          RopeLayout layout) noexcept {
-  JIELONG_ASSERT(rot_dim % 2 == 0 && rot_dim <= head_dim && rot_dim <= kMaxRopeDim);
-  rot_dim = std::min({rot_dim & ~size_t{1}, head_dim, kMaxRopeDim});
-  // The angles are shared by all heads; computing them once (identically for
-  // every backend) keeps the backends comparable bit for bit on the rotation.
-  float cos_t[kMaxRopeDim / 2], sin_t[kMaxRopeDim / 2];
+// cos_t[i], sin_t[i] = cos, sin of the angle pos * inv_freq[i], i < rot_dim/2.
+// The angles depend only on the position, so a forward pass computes them
+// once per token for every layer and head (and identically for every
+// backend, which keeps them comparable bit for bit on the rotation).
+inline void rope_angles(float pos, const float* inv_freq, size_t rot_dim, float* cos_t, float* sin_t) noexcept {
   for (size_t i = 0; i < rot_dim / 2; ++i) {
     const float theta = pos * inv_freq[i];
     cos_t[i] = std::cos(theta);
     sin_t[i] = std::sin(theta);
   }
-  Ops<B>::rope_rotate(x, n_heads, head_dim, rot_dim, cos_t, sin_t, layout);
+}
+// x: [n_heads][head_dim]; rotates the first rot_dim dims of each head by the
+// angles of rope_angles; other dims pass through. rot_dim must be even and
+// <= head_dim.
+template <class B>
+void rope_rotate(float* x, size_t n_heads, size_t head_dim, size_t rot_dim, const float* cos_t, const float* sin_t,
+                 RopeLayout layout) noexcept {
+  JIELONG_ASSERT(rot_dim % 2 == 0 && rot_dim <= head_dim);
+  Ops<B>::rope_rotate(x, n_heads, head_dim, std::min(rot_dim & ~size_t{1}, head_dim), cos_t, sin_t, layout);
+}
+// Both at once, for one position: the angles pos * inv_freq[i] (the model
+// precomputes inv_freq from its frequency base and scaling). rot_dim must
+// also be <= kMaxRopeDim.
+template <class B>
+void rope(float* x, size_t n_heads, size_t head_dim, size_t rot_dim, float pos, const float* inv_freq,
+          RopeLayout layout) noexcept {
+  JIELONG_ASSERT(rot_dim <= kMaxRopeDim);
+  rot_dim = std::min(rot_dim, kMaxRopeDim);
+  float cos_t[kMaxRopeDim / 2], sin_t[kMaxRopeDim / 2];
+  rope_angles(pos, inv_freq, rot_dim, cos_t, sin_t);
+  rope_rotate<B>(x, n_heads, head_dim, rot_dim, cos_t, sin_t, layout);
 }
 // out = silu(gate) * up = gate / (1 + e^-gate) * up
 template <class B>

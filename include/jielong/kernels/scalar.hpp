@@ -15,6 +15,17 @@
 
 namespace jielong::kernels {
 
+// One rotary pair: (x0, x1) turned by the angle whose cosine and sine are c
+// and s. The fused multiply-adds are written out, so the bits do not depend
+// on whether a compiler contracts x0·c - x1·s (and which product it would
+// fuse) in whatever code this is inlined into; the vector kernels compute
+// the same two fused operations lane by lane.
+inline void rope_pair(float& x0, float& x1, float c, float s) noexcept {
+  const float a = x0, b = x1;
+  x0 = std::fma(a, c, -(b * s));
+  x1 = std::fma(a, s, b * c);
+}
+
 namespace scalar_detail {
 
 inline int32_t dot_i32(const int* w, const int8_t* x, size_t n) noexcept {
@@ -208,9 +219,7 @@ struct Ops<Scalar> {
       for (size_t i = 0; i < half; ++i) {
         const size_t i0 = layout == RopeLayout::normal ? 2 * i : i;
         const size_t i1 = layout == RopeLayout::normal ? 2 * i + 1 : i + half;
-        const float x0 = xh[i0], x1 = xh[i1];
-        xh[i0] = x0 * cos_t[i] - x1 * sin_t[i];
-        xh[i1] = x0 * sin_t[i] + x1 * cos_t[i];
+        rope_pair(xh[i0], xh[i1], cos_t[i], sin_t[i]);
       }
     }
   }

@@ -161,29 +161,12 @@ struct Ops<Xsimd> {
     }
     scale(x, 1.0f / sum, n);
   }
+  // The plain loop (kernels::rope_pair): xsimd 8.1 has no fused
+  // multiply-subtract for AVX-512 (its generic x·y - z leaves the fusing to
+  // the compiler), and a token has only a few hundred pairs to turn.
   static void rope_rotate(float* x, size_t n_heads, size_t head_dim, size_t rot_dim, const float* cos_t,
                           const float* sin_t, RopeLayout layout) noexcept {
-    if (layout == RopeLayout::normal) {
-      Ops<Scalar>::rope_rotate(x, n_heads, head_dim, rot_dim, cos_t, sin_t, layout);
-      return;
-    }
-    const size_t half = rot_dim / 2;
-    for (size_t h = 0; h < n_heads; ++h) {
-      float* x0p = x + h * head_dim;
-      float* x1p = x0p + half;
-      size_t i = 0;
-      for (; i + N <= half; i += N) {
-        const fbatch x0 = fbatch::load_unaligned(x0p + i), x1 = fbatch::load_unaligned(x1p + i);
-        const fbatch c = fbatch::load_unaligned(cos_t + i), s = fbatch::load_unaligned(sin_t + i);
-        (x0 * c - x1 * s).store_unaligned(x0p + i);
-        (x0 * s + x1 * c).store_unaligned(x1p + i);
-      }
-      for (; i < half; ++i) {
-        const float x0 = x0p[i], x1 = x1p[i];
-        x0p[i] = x0 * cos_t[i] - x1 * sin_t[i];
-        x1p[i] = x0 * sin_t[i] + x1 * cos_t[i];
-      }
-    }
+    Ops<Scalar>::rope_rotate(x, n_heads, head_dim, rot_dim, cos_t, sin_t, layout);
   }
   static void swiglu(float* out, const float* gate, const float* up, size_t n) noexcept {
     const fbatch one(1.0f);

@@ -30,8 +30,10 @@ inline MemoryPlan plan_memory(const HParams& hp, size_t weight_bytes, size_t n_c
   const size_t kv_elem = dtype_info(kv_type).block_bytes / dtype_info(kv_type).block_size;
   p.kv_cache_bytes = 2 * hp.n_layers * n_ctx * hp.kv_dim() * kv_elem;
   p.logits_bytes = hp.n_vocab * sizeof(float);
-  // x, xb, xb2 [n_embd]; q [q_dim]; k, v [kv_dim]; hb, hb2 [n_ff]; scores [n_heads][n_ctx].
-  const size_t per_token = 3 * hp.n_embd + hp.q_dim() + 2 * hp.kv_dim() + 2 * hp.n_ff + hp.n_heads * n_ctx;
+  // x, xb, xb2 [n_embd]; q [q_dim]; k, v [kv_dim]; hb, hb2 [n_ff]; scores [n_heads][n_ctx];
+  // rotary angles [rope_dim <= head_dim].
+  const size_t per_token =
+      3 * hp.n_embd + hp.q_dim() + 2 * hp.kv_dim() + 2 * hp.n_ff + hp.n_heads * n_ctx + hp.head_dim;
   p.activation_bytes = per_token * sizeof(float) * (n_batch == 0 ? 1 : n_batch);
   return p;
 }

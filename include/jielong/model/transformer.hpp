@@ -45,6 +45,7 @@ struct Scratch {
   size_t score_slots = 1;     // tokens whose attention can run at once (prefill)
   float* hb = nullptr;        // [n_batch][n_ff] gate, then silu(gate)·up   (feed-forward, over q..att_out)
   float* hb2 = nullptr;       // [n_batch][n_ff] up                         (feed-forward)
+  float* rope = nullptr;      // [n_batch][rope_dim] cos, then sin, of each token's rotary angles
   std::span<std::byte> act;   // quantized activations for matmul
   Arena arena;
 
@@ -66,8 +67,9 @@ struct Scratch {
     const size_t q_floats = line(n_batch * q_dim), kv_floats = line(n_batch * kv_dim);
     const size_t ff_floats = line(n_batch * hp.n_ff);
     const size_t attn_floats = 2 * q_floats + 2 * kv_floats, ffn_floats = 2 * ff_floats;
-    const size_t floats =
-        n_batch * 3 * hp.n_embd + std::max(attn_floats, ffn_floats) + score_slots * hp.n_heads * n_ctx;
+    const size_t rope_floats = line(n_batch * m.rope_dim());
+    const size_t floats = n_batch * 3 * hp.n_embd + std::max(attn_floats, ffn_floats) +
+                          score_slots * hp.n_heads * n_ctx + rope_floats;
     Scratch s;
     s.n_batch = n_batch;
     s.score_slots = score_slots;
@@ -84,9 +86,10 @@ struct Scratch {
     s.hb = shared;
     s.hb2 = s.hb + ff_floats;
     s.scores = take(score_slots * hp.n_heads * n_ctx);
+    s.rope = take(rope_floats);
     std::byte* act = act_bytes ? s.arena.allocate<std::byte>(act_bytes) : nullptr;
     s.act = std::span<std::byte>(act, act ? act_bytes : 0);
-    if (!shared || !s.scores || (act_bytes && !act)) return make_error(Code::internal, "scratch arena too small");
+    if (!shared || !s.scores || !s.rope || (act_bytes && !act)) return make_error(Code::internal, "scratch arena too small");
     return s;
   }
 };
@@ -107,8 +110,10 @@ class Transformer {
   // tokens[n] at positions [pos0, pos0 + n), n <= s.n_batch, pos0 + n <= n_ctx.
   // logits: [vocab] for LogitsFor::last, [n][vocab] for LogitsFor::all.
   void forward(const int32_t* tokens, size_t n, size_t pos0, float* logits, LogitsFor which) noexcept {
-    const size_t d = hp_.n_embd;
+    const size_t d = hp_.n_embd, rd = m_.rope_dim();
     embed(tokens, n, s_.x);
+    for (size_t t = 0; t < n; ++t)  // the rotary angles of each position, for every layer
+      kernels::rope_angles(static_cast<float>(pos0 + t), m_.inv_freq(), rd, s_.rope + t * rd, s_.rope + t * rd + rd / 2);
     for (size_t l = 0; l < w_.layers.size(); ++l) {
       if (stopped()) return;
       const LayerWeights& L = w_.layers[l];
@@ -201,10 +206,11 @@ class Transformer {
     add_bias(s_.q, L.bq, n, q_dim);
     add_bias(s_.k, L.bk, n, kv_dim);
     add_bias(s_.v, L.bv, n, kv_dim);
+    const size_t rd = m_.rope_dim();
     for (size_t t = 0; t < n; ++t) {
-      const float pos = static_cast<float>(pos0 + t);
-      kernels::rope<B>(s_.q + t * q_dim, hp_.n_heads, hd, m_.rope_dim(), pos, m_.inv_freq(), m_.rope_layout());
-      kernels::rope<B>(s_.k + t * kv_dim, hp_.n_kv_heads, hd, m_.rope_dim(), pos, m_.inv_freq(), m_.rope_layout());
+      const float *cos_t = s_.rope + t * rd, *sin_t = cos_t + rd / 2;
+      kernels::rope_rotate<B>(s_.q + t * q_dim, hp_.n_heads, hd, rd, cos_t, sin_t, m_.rope_layout());
+      kernels::rope_rotate<B>(s_.k + t * kv_dim, hp_.n_kv_heads, hd, rd, cos_t, sin_t, m_.rope_layout());
       kv_.store(l, pos0 + t, s_.k + t * kv_dim, s_.v + t * kv_dim);
     }
     // With an f16 cache, q and the attention weights meet K and V in f16, as
