@@ -89,7 +89,8 @@ struct Scratch {
     s.rope = take(rope_floats);
     std::byte* act = act_bytes ? s.arena.allocate<std::byte>(act_bytes) : nullptr;
     s.act = std::span<std::byte>(act, act ? act_bytes : 0);
-    if (!shared || !s.scores || !s.rope || (act_bytes && !act)) return make_error(Code::internal, "scratch arena too small");
+    if (!shared || !s.scores || (rope_floats && !s.rope) || (act_bytes && !act))
+      return make_error(Code::internal, "scratch arena too small");
     return s;
   }
 };
@@ -112,8 +113,10 @@ class Transformer {
   void forward(const int32_t* tokens, size_t n, size_t pos0, float* logits, LogitsFor which) noexcept {
     const size_t d = hp_.n_embd, rd = m_.rope_dim();
     embed(tokens, n, s_.x);
-    for (size_t t = 0; t < n; ++t)  // the rotary angles of each position, for every layer
-      kernels::rope_angles(static_cast<float>(pos0 + t), m_.inv_freq(), rd, s_.rope + t * rd, s_.rope + t * rd + rd / 2);
+    for (size_t t = 0; t < n; ++t) {  // the rotary angles of each position, for every layer
+      float* cos_t = s_.rope + t * rd;  // [rd/2], then sin [rd/2]
+      kernels::rope_angles(static_cast<float>(pos0 + t), m_.inv_freq(), rd, cos_t, cos_t + rd / 2);
+    }
     for (size_t l = 0; l < w_.layers.size(); ++l) {
       if (stopped()) return;
       const LayerWeights& L = w_.layers[l];
