@@ -25,20 +25,14 @@
 #include "jielong/kernels/kernels.hpp"
 #include "jielong/kernels/stream.hpp"
 
+#include "support/pool.hpp"
+
 using namespace jielong;
 namespace k = jielong::kernels;
 
 namespace {
 
-size_t bench_threads() {
-  if (const char* env = std::getenv("JIELONG_THREADS"); env && std::atoi(env) > 0) return static_cast<size_t>(std::atoi(env));
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
-ThreadPool& pool() {
-  static ThreadPool p(bench_threads());
-  return p;
-}
+using bench::pool;
 
 
 void BM_ReadBandwidth(benchmark::State& state) {

@@ -13,6 +13,7 @@
 
 #include "jielong/kernels/kernels.hpp"
 #include "support/random.hpp"
+#include "support/strided_threads.hpp"
 
 using namespace jielong;
 namespace k = jielong::kernels;
@@ -33,6 +34,7 @@ struct Misaligned {
 };
 
 using test::randn;
+using test::StridedThreads;
 
 // Float summation in a different order differs by at most ~n·ε·Σ|terms|; the
 // SIMD backends use up to 8 partial sums of 16 lanes, so 1e-5 relative to the
@@ -45,26 +47,6 @@ float abs_dot(const float* a, const float* b, size_t n) {
   for (size_t i = 0; i < n; ++i) s += std::fabs(a[i] * b[i]);
   return s;
 }
-
-// Runs the tasks on n fresh threads, each taking every n-th task from the
-// end: a different order and a different thread for each task than
-// SerialExecutor, so any dependence on either shows up as a changed bit.
-class StridedThreads final : public Executor {
- public:
-  explicit StridedThreads(size_t n) : n_(n) {}
-  size_t concurrency() const noexcept override { return n_; }
-  void run(size_t n_tasks, FunctionRef<void(size_t)> task) noexcept override {
-    std::vector<std::thread> threads;
-    for (size_t t = 0; t < n_; ++t)
-      threads.emplace_back([&, t] {
-        for (size_t i = t; i < n_tasks; i += n_) task(n_tasks - 1 - i);
-      });
-    for (auto& th : threads) th.join();
-  }
-
- private:
-  size_t n_;
-};
 
 }  // namespace
 

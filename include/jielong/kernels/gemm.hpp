@@ -1,0 +1,219 @@
+// General matrix product for training: C[m][n] (+)= op(A)[m][k] · op(B)[k][n]
+// with op(X) = X or Xᵀ, row-major storage with leading dimensions. A linear
+// layer's three products are its three cases:
+//
+//   forward   Y[tok][out]  = X[tok][in] · W[out][in]ᵀ      gemm(no,  yes, ...)
+//   backward dX[tok][in]  = dY[tok][out] · W[out][in]      gemm(no,  no,  ...)
+//   backward dW[out][in] += dY[tok][out]ᵀ · X[tok][in]     gemm(yes, no,  ..., accumulate)
+//
+// The blocked path (Goto and van de Geijn 2008, "Anatomy of high-performance
+// matrix multiplication"; the BLIS loop nest): C is cut into tiles of
+// kMC × kNC, each computed by one task over the whole k range in steps of
+// kKC. A task packs its slice of op(A) into row panels of kMR and of op(B)
+// into column panels of kNR (zero-padded, so edges need no special loads),
+// then a register-tiled micro-kernel keeps a kMR × kNR block of C in vector
+// registers, one broadcast of A against two vectors of B per row and step.
+// Tiles are a function of the shape alone and each element of C is summed
+// by exactly one task in a fixed order, so the bits do not depend on the
+// number of threads.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "jielong/config.hpp"  // HWY_WANT_AVX3_DL before any Highway header
+#include "jielong/core/executor.hpp"
+#include "jielong/core/memory.hpp"
+#include "jielong/kernels/backend.hpp"
+
+#include <hwy/highway.h>
+
+namespace jielong::kernels {
+
+enum class Trans : uint8_t { no, yes };
+
+// The scalar twin: the definition, one dot product per element of C summed in
+// k order. Kept plain so it can catch the blocked path.
+inline void gemm_ref(Trans ta, Trans tb, size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b,
+                     size_t ldb, float* c, size_t ldc, bool accumulate) noexcept {
+  for (size_t i = 0; i < m; ++i)
+    for (size_t j = 0; j < n; ++j) {
+      float s = 0.0f;
+      for (size_t p = 0; p < k; ++p) {
+        const float av = ta == Trans::no ? a[i * lda + p] : a[p * lda + i];
+        const float bv = tb == Trans::no ? b[p * ldb + j] : b[j * ldb + p];
+        s += av * bv;
+      }
+      c[i * ldc + j] = accumulate ? c[i * ldc + j] + s : s;
+    }
+}
+
+namespace gemm_detail {
+namespace hn = hwy::HWY_NAMESPACE;
+
+constexpr size_t kLanes = HWY_LANES(float);
+constexpr size_t kMR = 12;             // rows of C held in registers: 12 × 2 vectors = 24 accumulators
+constexpr size_t kNR = 2 * kLanes;     // columns of C held in registers
+constexpr size_t kKC = 256;            // depth of one packed step: an A panel (12 KiB) stays in L1
+constexpr size_t kMC = 10 * kMR;       // rows of a tile: its packed A (120 KiB) stays in L2
+constexpr size_t kNC = 8 * kNR;        // columns of a tile: its packed B (256 KiB at 16 lanes) stays in L2
+constexpr size_t kPackFloats = kMC * kKC + kKC * kNC;
+
+// op(A)[i0 + i][p0 + p] for i < mc, p < kc into panels of kMR rows:
+// dst[panel][p][r], rows past mc zero.
+inline void pack_a(Trans ta, const float* a, size_t lda, size_t i0, size_t p0, size_t mc, size_t kc,
+                   float* dst) noexcept {
+  for (size_t i = 0; i < mc; i += kMR) {
+    const size_t rows = std::min(kMR, mc - i);
+    float* panel = dst + i * kc;
+    if (ta == Trans::no) {
+      for (size_t r = 0; r < rows; ++r) {
+        const float* src = a + (i0 + i + r) * lda + p0;
+        for (size_t p = 0; p < kc; ++p) panel[p * kMR + r] = src[p];
+      }
+    } else {  // a row of the stored matrix is a column of op(A): contiguous runs of r
+      for (size_t p = 0; p < kc; ++p) std::memcpy(panel + p * kMR, a + (p0 + p) * lda + i0 + i, rows * sizeof(float));
+    }
+    if (rows < kMR)
+      for (size_t p = 0; p < kc; ++p) std::fill(panel + p * kMR + rows, panel + (p + 1) * kMR, 0.0f);
+  }
+}
+
+// op(B)[p0 + p][j0 + j] for p < kc, j < nc into panels of kNR columns:
+// dst[panel][p][c], columns past nc zero.
+inline void pack_b(Trans tb, const float* b, size_t ldb, size_t p0, size_t j0, size_t kc, size_t nc,
+                   float* dst) noexcept {
+  for (size_t j = 0; j < nc; j += kNR) {
+    const size_t cols = std::min(kNR, nc - j);
+    float* panel = dst + j * kc;
+    if (tb == Trans::no) {
+      for (size_t p = 0; p < kc; ++p) std::memcpy(panel + p * kNR, b + (p0 + p) * ldb + j0 + j, cols * sizeof(float));
+    } else {
+      for (size_t c = 0; c < cols; ++c) {
+        const float* src = b + (j0 + j + c) * ldb + p0;
+        for (size_t p = 0; p < kc; ++p) panel[p * kNR + c] = src[p];
+      }
+    }
+    if (cols < kNR)
+      for (size_t p = 0; p < kc; ++p) std::fill(panel + p * kNR + cols, panel + (p + 1) * kNR, 0.0f);
+  }
+}
+
+// C[mr][nr] (+)= Σ_p ap[p][·] ⊗ bp[p][·] for one kMR × kNR block; mr, nr may
+// be short at the edges (the packed zeros make the sums right, only the
+// store is cut).
+HWY_INLINE void micro_kernel(size_t kc, const float* HWY_RESTRICT ap, const float* HWY_RESTRICT bp, float* c,
+                             size_t ldc, size_t mr, size_t nr, bool add) noexcept {
+  const hn::ScalableTag<float> d;
+  using V = decltype(hn::Zero(d));
+  V acc0[kMR], acc1[kMR];
+#pragma GCC unroll 12
+  for (size_t r = 0; r < kMR; ++r) acc0[r] = acc1[r] = hn::Zero(d);
+  for (size_t p = 0; p < kc; ++p) {
+    const V b0 = hn::LoadU(d, bp + p * kNR), b1 = hn::LoadU(d, bp + p * kNR + kLanes);
+#pragma GCC unroll 12
+    for (size_t r = 0; r < kMR; ++r) {
+      const V av = hn::Set(d, ap[p * kMR + r]);
+      acc0[r] = hn::MulAdd(av, b0, acc0[r]);
+      acc1[r] = hn::MulAdd(av, b1, acc1[r]);
+    }
+  }
+  if (mr == kMR && nr == kNR) {
+#pragma GCC unroll 12
+    for (size_t r = 0; r < kMR; ++r) {
+      float* row = c + r * ldc;
+      if (add) {
+        hn::StoreU(hn::Add(hn::LoadU(d, row), acc0[r]), d, row);
+        hn::StoreU(hn::Add(hn::LoadU(d, row + kLanes), acc1[r]), d, row + kLanes);
+      } else {
+        hn::StoreU(acc0[r], d, row);
+        hn::StoreU(acc1[r], d, row + kLanes);
+      }
+    }
+    return;
+  }
+  alignas(64) float tile[kMR * kNR];
+  for (size_t r = 0; r < kMR; ++r) {
+    hn::Store(acc0[r], d, tile + r * kNR);
+    hn::Store(acc1[r], d, tile + r * kNR + kLanes);
+  }
+  for (size_t r = 0; r < mr; ++r)
+    for (size_t j = 0; j < nr; ++j) c[r * ldc + j] = add ? c[r * ldc + j] + tile[r * kNR + j] : tile[r * kNR + j];
+}
+
+// This thread's packing buffers, allocated on first use (nullptr if memory
+// ran out). Per thread, not per call: a training step runs thousands of
+// products.
+inline float* pack_buffer() noexcept {
+  struct Buffer {
+    float* p = static_cast<float*>(aligned_alloc_bytes(kPackFloats * sizeof(float)));
+    ~Buffer() { aligned_free(p); }
+  };
+  thread_local Buffer buffer;
+  return buffer.p;
+}
+
+// Rows per tile: kMC, or fewer for short matrices so that a product still
+// splits into a few tasks (a function of the shape only).
+inline size_t tile_rows(size_t m, size_t n) noexcept {
+  const size_t col_tiles = (n + kNC - 1) / kNC;
+  size_t mc = kMC;
+  while (mc > kMR && ((m + mc - 1) / mc) * col_tiles < 8) mc -= kMR;
+  return mc;
+}
+
+}  // namespace gemm_detail
+
+// C = op(A)·op(B), or C += op(A)·op(B) with `accumulate`, over `ex`.
+// Scalar runs the twin; every other backend the blocked path.
+template <class B>
+void gemm(Trans ta, Trans tb, size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b, size_t ldb,
+          float* c, size_t ldc, bool accumulate, Executor& ex) noexcept {
+  if (m == 0 || n == 0) return;
+  if constexpr (std::is_same_v<B, Scalar>) {
+    parallel_for(ex, m, 16, [&](size_t i0, size_t i1) {
+      gemm_ref(ta, tb, i1 - i0, n, k, ta == Trans::no ? a + i0 * lda : a + i0, lda, b, ldb, c + i0 * ldc, ldc,
+               accumulate);
+    });
+  } else {
+    namespace g = gemm_detail;
+    if (k == 0) {
+      if (!accumulate)
+        for (size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
+      return;
+    }
+    const size_t mc_max = g::tile_rows(m, n);
+    const size_t row_tiles = (m + mc_max - 1) / mc_max, col_tiles = (n + g::kNC - 1) / g::kNC;
+    ex.run(row_tiles * col_tiles, [&](size_t task) {
+      const size_t i0 = (task / col_tiles) * mc_max, j0 = (task % col_tiles) * g::kNC;
+      const size_t mc = std::min(mc_max, m - i0), nc = std::min(g::kNC, n - j0);
+      float* const pa = g::pack_buffer();
+      if (pa == nullptr) {  // out of memory for the packing buffers: the plain loops, same product
+        gemm_ref(ta, tb, mc, nc, k, ta == Trans::no ? a + i0 * lda : a + i0, lda,
+                 tb == Trans::no ? b + j0 : b + j0 * ldb, ldb, c + i0 * ldc + j0, ldc, accumulate);
+        return;
+      }
+      float* const pb = pa + g::kMC * g::kKC;
+      for (size_t p0 = 0; p0 < k; p0 += g::kKC) {
+        const size_t kc = std::min(g::kKC, k - p0);
+        const bool add = accumulate || p0 > 0;
+        g::pack_a(ta, a, lda, i0, p0, mc, kc, pa);
+        g::pack_b(tb, b, ldb, p0, j0, kc, nc, pb);
+        for (size_t j = 0; j < nc; j += g::kNR)
+          for (size_t i = 0; i < mc; i += g::kMR)
+            g::micro_kernel(kc, pa + i * kc, pb + j * kc, c + (i0 + i) * ldc + j0 + j, ldc,
+                            std::min(g::kMR, mc - i), std::min(g::kNR, nc - j), add);
+      }
+    });
+  }
+}
+
+// FLOPs of one product (a multiply-add counts two), for throughput figures.
+constexpr double gemm_flops(size_t m, size_t n, size_t k) noexcept {
+  return 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+}
+
+}  // namespace jielong::kernels
