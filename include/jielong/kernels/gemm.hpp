@@ -36,15 +36,17 @@ namespace jielong::kernels {
 enum class Trans : uint8_t { no, yes };
 
 // The scalar twin: the definition, one dot product per element of C summed in
-// k order. Kept plain so it can catch the blocked path.
-inline void gemm_ref(Trans ta, Trans tb, size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b,
-                     size_t ldb, float* c, size_t ldc, bool accumulate) noexcept {
+// k order. Kept plain so it can catch the blocked path. T is float, or
+// double for the training ops' finite-difference tests.
+template <class T>
+void gemm_ref(Trans ta, Trans tb, size_t m, size_t n, size_t k, const T* a, size_t lda, const T* b, size_t ldb, T* c,
+              size_t ldc, bool accumulate) noexcept {
   for (size_t i = 0; i < m; ++i)
     for (size_t j = 0; j < n; ++j) {
-      float s = 0.0f;
+      T s = 0;
       for (size_t p = 0; p < k; ++p) {
-        const float av = ta == Trans::no ? a[i * lda + p] : a[p * lda + i];
-        const float bv = tb == Trans::no ? b[p * ldb + j] : b[j * ldb + p];
+        const T av = ta == Trans::no ? a[i * lda + p] : a[p * lda + i];
+        const T bv = tb == Trans::no ? b[p * ldb + j] : b[j * ldb + p];
         s += av * bv;
       }
       c[i * ldc + j] = accumulate ? c[i * ldc + j] + s : s;
