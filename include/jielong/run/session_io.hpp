@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "jielong/core/hash.hpp"
 #include "jielong/core/status.hpp"
 #include "jielong/kernels/panels.hpp"
 #include "jielong/run/session.hpp"
@@ -216,11 +217,6 @@ class SessionIo {
     }
   };
   static size_t pad8(size_t n) noexcept { return (n + 7) / 8 * 8; }
-  static uint64_t fnv1a(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull) noexcept {
-    const auto* b = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-  }
 };
 
 }  // namespace jielong::run
