@@ -7,8 +7,10 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "jielong/core/status.hpp"
+#include "jielong/io/gguf_writer.hpp"
 #include "jielong/text/gguf_metadata.hpp"
 #include "jielong/text/pretokenizer.hpp"
 #include "jielong/text/tokenizer.hpp"
@@ -132,6 +134,37 @@ Result<Vocab> vocab_from_gguf(const Metadata& file) {
   if (v.add_bos && v.bos_id == kNoToken)
     return make_error(Code::format_error, "tokenizer.ggml.add_bos_token is true, but tokenizer.ggml.bos_token_id is not set");
   return v;
+}
+
+// The tokenizer.ggml.* keys of a vocabulary, as vocab_from_gguf reads them
+// back (and llama.cpp reads them).
+inline void add_vocab_metadata(io::GgufWriter& w, const Vocab& v) {
+  switch (v.kind) {
+    case VocabKind::spm: w.add_string("tokenizer.ggml.model", "llama"); break;
+    case VocabKind::bpe: w.add_string("tokenizer.ggml.model", "gpt2"); break;
+    case VocabKind::wpm: w.add_string("tokenizer.ggml.model", "bert"); break;
+  }
+  if (v.kind == VocabKind::bpe) w.add_string("tokenizer.ggml.pre", v.pre);
+  w.add_string_array("tokenizer.ggml.tokens", v.tokens);
+  if (!v.scores.empty()) w.add_f32_array("tokenizer.ggml.scores", v.scores);
+  if (!v.types.empty()) {
+    std::vector<int32_t> types(v.types.size());
+    for (size_t i = 0; i < types.size(); ++i) types[i] = static_cast<int32_t>(v.types[i]);
+    w.add_i32_array("tokenizer.ggml.token_type", types);
+  }
+  if (v.kind == VocabKind::bpe) w.add_string_array("tokenizer.ggml.merges", v.merges);
+  auto id = [&](std::string_view key, int32_t value) {
+    if (value != kNoToken) w.add_u32(key, static_cast<uint32_t>(value));
+  };
+  id("tokenizer.ggml.bos_token_id", v.bos_id);
+  id("tokenizer.ggml.eos_token_id", v.eos_id);
+  id("tokenizer.ggml.eot_token_id", v.eot_id);
+  id("tokenizer.ggml.unknown_token_id", v.unk_id);
+  id("tokenizer.ggml.padding_token_id", v.pad_id);
+  w.add_bool("tokenizer.ggml.add_bos_token", v.add_bos);
+  w.add_bool("tokenizer.ggml.add_eos_token", v.add_eos);
+  if (v.kind == VocabKind::spm) w.add_bool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
+  if (!v.chat_template.empty()) w.add_string("tokenizer.chat_template", v.chat_template);
 }
 
 template <class Metadata>
