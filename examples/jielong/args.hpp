@@ -64,6 +64,11 @@ class Flags {
     positionals_.push_back({name, help, out, required});
   }
 
+  // Any number of positional arguments after the fixed ones ("FILE...").
+  void add_rest(std::string_view name, std::vector<std::string>* out, std::string_view help) {
+    rest_ = {name, help, out};
+  }
+
   // nullopt: parsed, go on. Otherwise the exit code (0 after --help, 1 on error).
   std::optional<int> parse(const Args& args) {
     size_t next_positional = 0;
@@ -95,6 +100,10 @@ class Flags {
         if (auto err = assign(*spec, a, value)) return fail(*err);
         continue;
       }
+      if (next_positional >= positionals_.size() && rest_.out) {
+        rest_.out->emplace_back(a);
+        continue;
+      }
       if (next_positional >= positionals_.size())
         return fail("unexpected argument '" + std::string(a) + "' (see 'jielong " + std::string(command_) + " --help')");
       *positionals_[next_positional++].out = std::string(a);
@@ -107,9 +116,11 @@ class Flags {
   void print_help(std::FILE* f) const {
     std::fprintf(f, "usage: jielong %.*s %.*s\n\n%.*s\n", int(command_.size()), command_.data(), int(usage_.size()),
                  usage_.data(), int(summary_.size()), summary_.data());
-    if (!positionals_.empty() || !specs_.empty()) std::fprintf(f, "\n");
+    if (!positionals_.empty() || rest_.out || !specs_.empty()) std::fprintf(f, "\n");
     for (const Positional& p : positionals_)
       std::fprintf(f, "  %-24.*s %.*s\n", int(p.name.size()), p.name.data(), int(p.help.size()), p.help.data());
+    if (rest_.out)
+      std::fprintf(f, "  %-24.*s %.*s\n", int(rest_.name.size()), rest_.name.data(), int(rest_.help.size()), rest_.help.data());
     for (const Spec& s : specs_) {
       std::string names;
       for (std::string_view n : s.names) names += (names.empty() ? "" : ", ") + std::string(n);
@@ -200,6 +211,10 @@ class Flags {
   std::string_view command_, usage_, summary_;
   std::vector<Spec> specs_;
   std::vector<Positional> positionals_;
+  struct Rest {
+    std::string_view name, help;
+    std::vector<std::string>* out = nullptr;
+  } rest_;
 };
 
 }  // namespace jielong::cli

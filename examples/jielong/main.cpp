@@ -12,9 +12,11 @@
 #include "cmd_generate.hpp"
 #include "cmd_info.hpp"
 #include "cmd_perplexity.hpp"
+#include "cmd_prepare_data.hpp"
 #include "cmd_quantize.hpp"
 #include "cmd_synth.hpp"
 #include "cmd_tokenize.hpp"
+#include "cmd_train_tokenizer.hpp"
 #include "cmd_version.hpp"
 
 namespace {
@@ -38,6 +40,8 @@ constexpr Command kCommands[] = {
     {"eval", "logits and greedy continuations as JSON lines", jielong::cli::cmd_eval},
     {"perplexity", "negative log-likelihood of a text", jielong::cli::cmd_perplexity},
     {"bench", "prompt and generation speed, as llama-bench measures it", jielong::cli::cmd_bench},
+    {"train-tokenizer", "learn a byte-level BPE vocabulary from text files", jielong::cli::cmd_train_tokenizer},
+    {"prepare-data", "clean, split and tokenise text files into token shards", jielong::cli::cmd_prepare_data},
 };
 
 void print_usage(std::FILE* f) {
@@ -46,7 +50,7 @@ void print_usage(std::FILE* f) {
                "jielong runs transformer language models (GGUF, llama2.c) on the CPU.\n\n"
                "commands:\n");
   for (const Command& c : kCommands)
-    std::fprintf(f, "  %-12.*s %.*s\n", int(c.name.size()), c.name.data(), int(c.summary.size()), c.summary.data());
+    std::fprintf(f, "  %-16.*s %.*s\n", int(c.name.size()), c.name.data(), int(c.summary.size()), c.summary.data());
   std::fprintf(f, "\n'jielong <command> --help' describes a command's options.\n");
 }
 

@@ -1,0 +1,100 @@
+// jielong prepare-data: a corpus cleaned, filtered, split and tokenised into
+// token shards (DIR/train.bin, DIR/val.bin; format in train/shards.hpp), with
+// the filter report in DIR/report.txt. Each document is encoded with the
+// tokenizer's BOS (<|endoftext|> for train-tokenizer's vocabularies) in front.
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "args.hpp"
+#include "corpus_input.hpp"
+#include "jielong/text/gguf_vocab.hpp"
+#include "jielong/train/shards.hpp"
+#include "progress.hpp"
+
+namespace jielong::cli {
+
+inline int cmd_prepare_data(Args& args) {
+  std::string tokenizer_path, out_dir;
+  CorpusFlags corpus_flags;
+  Flags flags("prepare-data", "-m TOKENIZER.gguf -o DIR [options] FILE|DIR...",
+              "Clean, filter, split and tokenise a corpus into DIR/train.bin and DIR/val.bin.");
+  flags.add_string("-m,--model", &tokenizer_path, "GGUF whose tokenizer encodes the text (e.g. from train-tokenizer)");
+  flags.add_string("-o,--out", &out_dir, "folder for train.bin, val.bin and report.txt");
+  corpus_flags.add_to(flags);
+  if (auto rc = flags.parse(args)) return *rc;
+  if (tokenizer_path.empty() || out_dir.empty()) {
+    std::fprintf(stderr, "jielong prepare-data: give the tokenizer with -m and the output folder with -o\n");
+    return 1;
+  }
+  auto tok = text::Tokenizer::from_gguf(tokenizer_path);
+  if (!tok.ok()) {
+    std::fprintf(stderr, "jielong prepare-data: %s\n", tok.status().to_string().c_str());
+    return 1;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(out_dir, ec);
+  if (ec) {
+    std::fprintf(stderr, "jielong prepare-data: %s: cannot create: %s\n", out_dir.c_str(), ec.message().c_str());
+    return 1;
+  }
+  InterruptScope interrupt;
+  auto corpus = corpus_flags.build("prepare-data", interrupt);
+  if (!corpus) return 1;
+
+  const uint32_t separator = tok->vocab().add_bos && tok->valid(tok->bos()) ? static_cast<uint32_t>(tok->bos())
+                                                                            : train::kNoSeparator;
+  std::string summary = corpus->report().to_string();
+  std::vector<int32_t> ids;
+  for (const auto& [name, docs] : {std::pair{"train", &corpus->train()}, std::pair{"val", &corpus->validation()}}) {
+    const std::string path = (std::filesystem::path(out_dir) / (std::string(name) + ".bin")).string();
+    auto writer = train::ShardWriter::create(path, static_cast<uint32_t>(tok->n_tokens()), separator);
+    if (!writer.ok()) {
+      std::fprintf(stderr, "jielong prepare-data: %s\n", writer.status().to_string().c_str());
+      return 1;
+    }
+    double total_mb = 0, done_mb = 0;
+    for (const std::string& d : *docs) total_mb += static_cast<double>(d.size()) / 1e6;
+    ProgressLine progress(std::string("encoding ") + name, "MB");
+    for (const std::string& d : *docs) {
+      if (interrupt.interrupted()) {
+        progress.finish();
+        std::fprintf(stderr, "jielong prepare-data: interrupted; %s not written\n", path.c_str());
+        return 130;
+      }
+      ids.clear();
+      Status s = tok->encode_append(d, {.add_bos = true, .parse_special = false}, ids);
+      if (s.is_ok()) s = writer->append(ids);
+      if (!s.is_ok()) {
+        std::fprintf(stderr, "jielong prepare-data: %s\n", s.to_string().c_str());
+        return 1;
+      }
+      done_mb += static_cast<double>(d.size()) / 1e6;
+      progress.update(done_mb, total_mb);
+    }
+    progress.update(done_mb, total_mb, true);
+    progress.finish();
+    if (Status s = writer->finish(); !s.is_ok()) {
+      std::fprintf(stderr, "jielong prepare-data: %s\n", s.to_string().c_str());
+      return 1;
+    }
+    const train::ShardHeader& h = writer->header();
+    const double text_tokens = static_cast<double>(h.n_tokens - (separator != train::kNoSeparator ? h.n_documents : 0));
+    char line[256];
+    std::snprintf(line, sizeof line, "%s: %llu documents, %llu tokens, %.3f bytes/token, encoded in %.1f s -> %s\n", name,
+                  static_cast<unsigned long long>(h.n_documents), static_cast<unsigned long long>(h.n_tokens),
+                  text_tokens > 0 ? done_mb * 1e6 / text_tokens : 0.0, progress.seconds(), path.c_str());
+    std::fprintf(stderr, "%s", line);
+    summary += line;
+  }
+  const std::string report_path = (std::filesystem::path(out_dir) / "report.txt").string();
+  if (std::FILE* f = std::fopen(report_path.c_str(), "w")) {
+    std::fputs(summary.c_str(), f);
+    std::fclose(f);
+  }
+  return 0;
+}
+
+}  // namespace jielong::cli
