@@ -16,7 +16,7 @@
 #include <cstdint>
 
 #include "jielong/core/quants.hpp"
-#include "jielong/kernels/activation.hpp"
+#include "jielong/kernels/quantize_activation.hpp"
 
 namespace jielong::kernels::block {
 

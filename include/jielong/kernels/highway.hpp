@@ -1,6 +1,7 @@
 // kernels::Highway — Highway in static-dispatch mode: the ops compile for the
 // best target the compiler's flags allow (AVX3_DL with -march=native here).
-// Runtime dispatch across ISAs is not wired up yet.
+// Runtime dispatch across ISAs is opt-in, for the float dot products and
+// axpy: kernels/highway_dynamic.hpp.
 #pragma once
 
 #include <cmath>

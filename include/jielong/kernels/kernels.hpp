@@ -23,7 +23,7 @@
 #include "jielong/core/quants.hpp"
 #include "jielong/core/status.hpp"
 #include "jielong/kernels/group_q8.hpp"
-#include "jielong/kernels/activation.hpp"
+#include "jielong/kernels/quantize_activation.hpp"
 #include "jielong/kernels/backend.hpp"
 #include "jielong/kernels/panels.hpp"
 #include "jielong/kernels/scalar.hpp"

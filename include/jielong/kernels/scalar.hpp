@@ -10,7 +10,7 @@
 
 #include "jielong/core/half.hpp"
 #include "jielong/core/quants.hpp"
-#include "jielong/kernels/activation.hpp"
+#include "jielong/kernels/quantize_activation.hpp"
 #include "jielong/kernels/backend.hpp"
 
 namespace jielong::kernels {

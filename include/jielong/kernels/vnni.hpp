@@ -67,7 +67,8 @@ inline float hsum(__m256 v) noexcept {
   s = _mm_add_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
-// (_mm512_reduce_add_ps trips g++ 12's -Wuninitialized inside its own header.)
+// The tiles' own fold. (f32_rows_decode reduces with _mm512_reduce_add_ps
+// instead: that is Highway's ReduceSum, which its rows must match bit for bit.)
 inline float hsum(__m512 v) noexcept {
   const __m512 folded = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xEE));
   return hsum(_mm512_castps512_ps256(folded));
@@ -105,7 +106,6 @@ inline __m256i nibbles(const uint8_t* qs) noexcept {
   const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
   return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
 }
-// The fifth bits: bit j of qh goes to byte j as 0x10.
 // Two consecutive blocks' nibbles as one vector in element order:
 // [lo(i), hi(i), lo(i+1), hi(i+1)], 16 bytes each.
 inline __m512i nibbles2(const uint8_t* qs0, const uint8_t* qs1) noexcept {
@@ -135,6 +135,8 @@ inline __m512i nibbles2_packed(const Blk* pair) noexcept {
   return _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4), _mm512_set1_epi8(0x0F));
 }
 #endif
+// The fifth bits: bit j of qh goes to byte j as 0x10 (two blocks' qh: bits
+// 0-31 to the first block's bytes, 32-63 to the second's).
 inline __m512i q5_high_bits2(const uint8_t* qh0, const uint8_t* qh1) noexcept {
   uint32_t h0, h1;
   std::memcpy(&h0, qh0, 4);
@@ -204,9 +206,6 @@ struct Block32<DType::Q8_0> {
   }
 };
 
-// out[r * NT + t] = row r · token t, for an NR x NT tile. Each weight block is
-// unpacked once for NT tokens and each activation block loaded once for NR
-// rows; the NR·NT accumulators stay in registers.
 // [b0.d ×8, b1.d ×8] as floats, for two consecutive blocks whose scale d is
 // their first half float. Blocks under 31 bytes have both scales inside one
 // 32-byte load from b0 (b1 follows it; the pair spans at least 36 bytes), so
@@ -226,8 +225,11 @@ inline __m512 pair_scales(const Blk& b0, const Blk& b1, __m512i pair_idx) noexce
   }
 }
 
+// out[r * NT + t] = row r · token t, for an NR x NT tile. Each weight block is
+// unpacked once for NT tokens and each activation block loaded once for NR
+// rows; the NR·NT accumulators stay in registers.
 template <DType T, int NR, int NT>
-inline void tile32(const void* const* rows, const void* const* next, const ActQ8* const* act, size_t nb,
+inline void tile_block32(const void* const* rows, const void* const* next, const ActQ8* const* act, size_t nb,
                    float* out) noexcept {
   using F = Block32<T>;
   __m256 acc[NR][NT];
@@ -433,7 +435,7 @@ inline void unpack_k(const void* wrow, size_t i, KUnpacked& k) noexcept {
 
 // out[r * NT + t] = row r · token t for an NR x NT tile of k-quant rows.
 template <DType T, int NR, int NT>
-inline void tilek(const void* const* rows, const ActQ8K* const* act, size_t nb, float* out) noexcept {
+inline void tile_kquant(const void* const* rows, const ActQ8K* const* act, size_t nb, float* out) noexcept {
   __m512 acc[NR][NT];
   JIELONG_UNROLL
   for (int r = 0; r < NR; ++r)
@@ -537,9 +539,9 @@ inline void tile(const void* const* rows, const void* const* next, const void* c
     (void)next;
     tile_float<T, NR, NT>(rows, reinterpret_cast<const float* const*>(act), cols, out);
   } else if constexpr (act_kind(T) == ActKind::q8) {
-    tile32<T, NR, NT>(rows, next, reinterpret_cast<const ActQ8* const*>(act), cols / 32, out);
+    tile_block32<T, NR, NT>(rows, next, reinterpret_cast<const ActQ8* const*>(act), cols / 32, out);
   } else {
-    tilek<T, NR, NT>(rows, reinterpret_cast<const ActQ8K* const*>(act), cols / 256, out);
+    tile_kquant<T, NR, NT>(rows, reinterpret_cast<const ActQ8K* const*>(act), cols / 256, out);
   }
 }
 
@@ -967,8 +969,9 @@ struct Ops<Avx512Vnni> : Ops<Highway> {
       case DType::F32:
       case DType::F16:
       case DType::BF16:
-        // Decode streams one row at a time (Highway's dot reaches the read
-        // bandwidth); prefill reuses each loaded vector across a 4x4 tile.
+        // F32 decode takes four rows per loaded x vector (f32_decode, Highway's
+        // dot bit for bit); F16/BF16 decode and short prefills stay Highway's;
+        // longer prefills reuse each loaded vector across a 4x4 tile.
         if (n_tokens == 1 && w.type == DType::F32)
           return f32_decode(w, r0, r1, static_cast<const float*>(act), y);
         if (n_tokens < 4) return Ops<Highway>::rows_dot(w, r0, r1, act, act_stride, n_tokens, y, y_stride);

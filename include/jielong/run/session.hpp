@@ -118,7 +118,7 @@ class Session {
     s.logits_.assign(hp.n_vocab, 0.0f);
     s.tokens_.reserve(n_ctx);
     s.shared_executor_ = opts.executor;
-    JIELONG_TRY(s.init_games());
+    JIELONG_TRY(s.init_slicing());
     return s;
   }
 
@@ -298,7 +298,7 @@ class Session {
     s.logits_ = logits_;
     s.tokens_.reserve(opts_.n_ctx);
     s.tokens_ = tokens_;
-    JIELONG_TRY(s.init_games());
+    JIELONG_TRY(s.init_slicing());
     s.accepted_ = accepted_;
     s.accepted_head_ = accepted_head_;
     s.accepted_filled_ = accepted_filled_;
@@ -368,14 +368,14 @@ class Session {
   // Dispatch happens here, once per forward pass.
   void run_forward(const Token* t, size_t n, size_t pos0, float* out, model::LogitsFor which) noexcept {
     switch (opts_.backend) {
-      case Backend::scalar: return fwd<kernels::Scalar>(t, n, pos0, out, which);
-      case Backend::xsimd: return fwd<kernels::Xsimd>(t, n, pos0, out, which);
-      case Backend::highway: return fwd<kernels::Highway>(t, n, pos0, out, which);
-      case Backend::best: return fwd<kernels::Best>(t, n, pos0, out, which);
+      case Backend::scalar: return forward_on<kernels::Scalar>(t, n, pos0, out, which);
+      case Backend::xsimd: return forward_on<kernels::Xsimd>(t, n, pos0, out, which);
+      case Backend::highway: return forward_on<kernels::Highway>(t, n, pos0, out, which);
+      case Backend::best: return forward_on<kernels::Best>(t, n, pos0, out, which);
     }
   }
   template <class B>
-  void fwd(const Token* t, size_t n, size_t pos0, float* out, model::LogitsFor which) noexcept {
+  void forward_on(const Token* t, size_t n, size_t pos0, float* out, model::LogitsFor which) noexcept {
     model::Transformer<B>(*model_, kv_, scratch_, slicer_->gate, &slicer_->cancel).forward(t, n, pos0, out, which);
   }
 
@@ -479,7 +479,7 @@ class Session {
   };
   static constexpr size_t kFiberStack = size_t{1} << 20;
 
-  Status init_games() {
+  Status init_slicing() {
     slicer_ = std::make_unique<Slicer>();
     slicer_->gate.inner = executor_;
     slicer_->gate.sl = slicer_.get();
