@@ -88,6 +88,43 @@ inline void add_generated_vocab(GgufWriter& w, size_t n_vocab) {
 }
 }  // namespace detail
 
+// The metadata of a llama-family model file: architecture, name, every
+// hyper-parameter key the loader (model/hparams.hpp) and llama.cpp read, and
+// the vocabulary, copied from `vocab` (every tokenizer.* key) or generated.
+inline void add_model_metadata(GgufWriter& w, const model::HParams& hp, const std::string& name,
+                               const GgufFile* vocab) {
+  const std::string a = model::arch_name(hp.arch);
+  w.add_string("general.architecture", a);
+  w.add_string("general.name", name);
+  w.add_u32(a + ".context_length", static_cast<uint32_t>(hp.n_ctx_train));
+  w.add_u32(a + ".embedding_length", static_cast<uint32_t>(hp.n_embd));
+  w.add_u32(a + ".block_count", static_cast<uint32_t>(hp.n_layers));
+  w.add_u32(a + ".feed_forward_length", static_cast<uint32_t>(hp.n_ff));
+  w.add_u32(a + ".rope.dimension_count", static_cast<uint32_t>(hp.rope_dim));
+  w.add_u32(a + ".attention.head_count", static_cast<uint32_t>(hp.n_heads));
+  w.add_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(hp.n_kv_heads));
+  w.add_f32(a + ".attention.layer_norm_rms_epsilon", hp.rms_norm_eps);
+  w.add_f32(a + ".rope.freq_base", hp.rope.freq_base);
+  if (vocab) {
+    for (const GgufKv& kv : vocab->metadata())
+      if (kv.key.substr(0, 10) == "tokenizer.") w.add_value(kv.key, kv.value);
+  } else {
+    detail::add_generated_vocab(w, hp.n_vocab);
+  }
+}
+
+// Writes a model whose tensors were added as F32: as it is (mix nullptr or
+// f32), or requantized with `mix` (weights quantized, norms kept F32).
+inline Status write_model_file(GgufWriter& w, const std::string& out_path, const QuantMix* mix) {
+  if (!mix || mix->base == DType::F32) {
+    w.add_u32("general.file_type", 0);
+    return w.write(out_path);
+  }
+  const std::vector<std::byte> image = w.to_bytes();
+  JIELONG_ASSIGN_OR_RETURN(GgufFile f32, GgufFile::from_memory(image, out_path));
+  return quantize_model(f32, out_path, *mix);
+}
+
 inline Status write_synth_model(const SynthSpec& s, const std::string& out_path) {
   SynthSpec spec = s;
   if (spec.vocab) {
@@ -114,25 +151,8 @@ inline Status write_synth_model(const SynthSpec& s, const std::string& out_path)
   if (hp.n_embd % hp.n_heads != 0)
     return make_error(Code::invalid_argument, "synth: --embd must be a multiple of --heads");
 
-  const std::string a = model::arch_name(spec.arch);
   GgufWriter w;
-  w.add_string("general.architecture", a);
-  w.add_string("general.name", "synthetic-" + a);
-  w.add_u32(a + ".context_length", static_cast<uint32_t>(hp.n_ctx_train));
-  w.add_u32(a + ".embedding_length", static_cast<uint32_t>(hp.n_embd));
-  w.add_u32(a + ".block_count", static_cast<uint32_t>(hp.n_layers));
-  w.add_u32(a + ".feed_forward_length", static_cast<uint32_t>(hp.n_ff));
-  w.add_u32(a + ".rope.dimension_count", static_cast<uint32_t>(hp.rope_dim));
-  w.add_u32(a + ".attention.head_count", static_cast<uint32_t>(hp.n_heads));
-  w.add_u32(a + ".attention.head_count_kv", static_cast<uint32_t>(hp.n_kv_heads));
-  w.add_f32(a + ".attention.layer_norm_rms_epsilon", hp.rms_norm_eps);
-  w.add_f32(a + ".rope.freq_base", hp.rope.freq_base);
-  if (spec.vocab) {
-    for (const GgufKv& kv : spec.vocab->metadata())
-      if (kv.key.substr(0, 10) == "tokenizer.") w.add_value(kv.key, kv.value);
-  } else {
-    detail::add_generated_vocab(w, hp.n_vocab);
-  }
+  add_model_metadata(w, hp, "synthetic-" + std::string(model::arch_name(spec.arch)), spec.vocab);
 
   // Every tensor's values, in the order llama.cpp's converters write them.
   std::vector<std::vector<float>> store;
@@ -175,13 +195,7 @@ inline Status write_synth_model(const SynthSpec& s, const std::string& out_path)
     JIELONG_TRY(w.add_tensor(t.name, DType::F32, std::span<const uint64_t>(two, t.rows == 1 ? 1 : 2),
                              std::as_bytes(std::span<const float>(store[i]))));
   }
-  if (!spec.mix || spec.mix->base == DType::F32) {
-    w.add_u32("general.file_type", 0);
-    return w.write(out_path);
-  }
-  const std::vector<std::byte> image = w.to_bytes();
-  JIELONG_ASSIGN_OR_RETURN(GgufFile f32, GgufFile::from_memory(image, out_path));
-  return quantize_model(f32, out_path, *spec.mix);
+  return write_model_file(w, out_path, spec.mix);
 }
 
 }  // namespace jielong::io

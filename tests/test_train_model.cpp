@@ -1,0 +1,385 @@
+// The trainer as a whole: its loss, gradients and a few AdamW steps against
+// PyTorch (tests/train_reference.py, float64); its forward against the
+// engine's logits on the GGUF it exports; the same loss bits on any number
+// of threads; and a tiny model that learns a repetitive text.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+
+#include "jielong/io/quantize.hpp"
+#include "jielong/io/synth.hpp"
+#include "jielong/run/load.hpp"
+#include "jielong/run/session.hpp"
+#include "jielong/train/adamw.hpp"
+#include "jielong/train/export.hpp"
+#include "jielong/train/model.hpp"
+#include "support/strided_threads.hpp"
+
+using namespace jielong;
+namespace fs = std::filesystem;
+
+namespace {
+
+model::HParams hparams(model::Arch arch, size_t vocab, size_t embd, size_t layers, size_t heads, size_t kv_heads,
+                       size_t ff, bool tied) {
+  model::HParams hp;
+  hp.arch = arch;
+  hp.n_vocab = vocab;
+  hp.n_embd = embd;
+  hp.n_ff = ff;
+  hp.n_layers = layers;
+  hp.n_heads = heads;
+  hp.n_kv_heads = kv_heads;
+  hp.head_dim = embd / heads;
+  hp.rope_dim = hp.head_dim;
+  hp.n_ctx_train = 64;
+  hp.tied_embeddings = tied;
+  hp.rope_neox = arch == model::Arch::qwen2;
+  hp.qkv_bias = arch == model::Arch::qwen2;
+  return hp;
+}
+
+train::Model<float> make_model(const model::HParams& hp, size_t B, size_t T, uint64_t seed) {
+  auto m = train::Model<float>::create(hp, B, T);
+  REQUIRE_MESSAGE(m.ok(), m.status().to_string());
+  io::detail::NormalStream normal{seed};
+  train::init_params(m.value().layout(), m.value().params(), normal);
+  return std::move(m.value());
+}
+
+std::vector<int32_t> random_tokens(size_t n, size_t vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(n);
+  for (int32_t& x : t) x = static_cast<int32_t>(rng() % vocab);
+  return t;
+}
+
+fs::path temp_dir(const std::string& what) {
+  const fs::path p = fs::temp_directory_path() / ("jielong-train-" + what + "-" + std::to_string(::getpid()));
+  fs::create_directories(p);
+  return p;
+}
+
+template <class T>
+void write_bin(const fs::path& p, const T* data, size_t n) {
+  std::ofstream f(p, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n * sizeof(T)));
+}
+template <class T>
+std::vector<T> read_bin(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<T> v(bytes.size() / sizeof(T));
+  std::memcpy(v.data(), bytes.data(), v.size() * sizeof(T));
+  return v;
+}
+
+// $JIELONG_PYTHON, else /usr/bin/python3, if it imports torch.
+std::string python_with_torch() {
+  const char* env = std::getenv("JIELONG_PYTHON");
+  const std::string py = env && *env ? env : "/usr/bin/python3";
+  const std::string probe = "\"" + py + "\" -c \"import torch, numpy\" > /dev/null 2>&1";
+  return std::system(probe.c_str()) == 0 ? py : std::string();
+}
+
+}  // namespace
+
+TEST_CASE("loss, gradients and AdamW steps match PyTorch") {
+  const std::string py = python_with_torch();
+  if (py.empty()) {
+    MESSAGE("skipped: no Python with torch and numpy ($JIELONG_PYTHON, then /usr/bin/python3)");
+    return;
+  }
+  struct Case {
+    model::Arch arch;
+    bool tied;
+    size_t kv_heads;
+  };
+  for (const Case c : {Case{model::Arch::llama, false, 2}, Case{model::Arch::qwen2, true, 1}}) {
+    CAPTURE(model::arch_name(c.arch));
+    const size_t B = 3, T = 11;
+    const model::HParams hp = hparams(c.arch, 67, 24, 2, 4, c.kv_heads, 37, c.tied);
+    train::Model<float> m = make_model(hp, B, T, 5);
+    // Biases start at zero in training; give them values so their gradient path is exercised.
+    for (const train::ParamTensor& t : m.layout().tensors())
+      if (t.name.find(".bias") != std::string::npos)
+        for (size_t i = 0; i < t.size(); ++i) m.params()[t.offset + i] = 0.05f * std::sin(static_cast<float>(i));
+    const std::vector<int32_t> tokens = random_tokens(B * T, hp.n_vocab, 1), targets = random_tokens(B * T, hp.n_vocab, 2);
+    std::vector<uint8_t> mask(B * T, 1);
+    for (size_t i = 0; i < mask.size(); i += 4) mask[i] = 0;
+
+    train::AdamWConfig oc;
+    oc.lr = 1e-3f;
+    oc.warmup_steps = 2;
+    oc.total_steps = 5;
+    oc.weight_decay = 0.1f;
+    oc.grad_clip = 0.5f;  // below the first gradient's norm: clipping is exercised
+    const size_t steps = 4;
+
+    const fs::path dir = temp_dir(model::arch_name(c.arch));
+    {
+      std::ofstream cfg(dir / "config.json");
+      cfg << "{\"arch\":\"" << model::arch_name(c.arch) << "\",\"n_layers\":" << hp.n_layers
+          << ",\"n_heads\":" << hp.n_heads << ",\"n_kv_heads\":" << hp.n_kv_heads << ",\"head_dim\":" << hp.head_dim
+          << ",\"rms_norm_eps\":" << hp.rms_norm_eps << ",\"rope_freq_base\":" << hp.rope.freq_base
+          << ",\"batch\":" << B << ",\"seq_len\":" << T << ",\"adamw\":{\"lr\":" << oc.lr << ",\"beta1\":" << oc.beta1
+          << ",\"beta2\":" << oc.beta2 << ",\"eps\":" << oc.eps << ",\"weight_decay\":" << oc.weight_decay
+          << ",\"grad_clip\":" << oc.grad_clip << ",\"warmup_steps\":" << oc.warmup_steps
+          << ",\"total_steps\":" << oc.total_steps << ",\"min_lr_ratio\":" << oc.min_lr_ratio
+          << ",\"steps\":" << steps << "},\"tensors\":[";
+      for (size_t i = 0; i < m.layout().tensors().size(); ++i) {
+        const train::ParamTensor& t = m.layout().tensors()[i];
+        cfg << (i ? "," : "") << "{\"name\":\"" << t.name << "\",\"rows\":" << t.rows << ",\"cols\":" << t.cols
+            << ",\"decay\":" << ((t.decay || (t.embedding && oc.decay_embeddings)) ? "true" : "false") << "}";
+      }
+      cfg << "]}";
+    }
+    write_bin(dir / "params.bin", m.params(), m.layout().size());
+    write_bin(dir / "tokens.bin", tokens.data(), tokens.size());
+    write_bin(dir / "targets.bin", targets.data(), targets.size());
+    write_bin(dir / "mask.bin", mask.data(), mask.size());
+    const std::string cmd = "\"" + py + "\" \"" JIELONG_SOURCE_DIR "/tests/train_reference.py\" \"" + dir.string() + "\"";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+
+    ThreadPool pool(2);
+    train::AdamW opt(m.layout(), oc);
+    std::vector<double> losses;
+    std::vector<float> first_grads;
+    for (size_t s = 0; s < steps; ++s) {
+      m.zero_grad();
+      losses.push_back(m.forward(tokens.data(), targets.data(), mask.data(), pool));
+      m.backward(pool);
+      if (s == 0) first_grads.assign(m.grads(), m.grads() + m.layout().size());
+      opt.step(m.params(), m.grads(), 1, pool);
+    }
+    const std::vector<double> ref_grads = read_bin<double>(dir / "ref_grads.bin");
+    const std::vector<double> ref_params = read_bin<double>(dir / "ref_params.bin");
+    REQUIRE(ref_grads.size() == m.layout().size());
+    REQUIRE(ref_params.size() == m.layout().size());
+    std::ifstream rj(dir / "ref.json");
+    std::string json((std::istreambuf_iterator<char>(rj)), std::istreambuf_iterator<char>());
+    std::vector<double> ref_losses;
+    {
+      std::string nums = json.substr(json.find('[') + 1, json.find(']') - json.find('[') - 1);
+      std::replace(nums.begin(), nums.end(), ',', ' ');
+      std::istringstream in(nums);
+      for (double x; in >> x;) ref_losses.push_back(x);
+    }
+    REQUIRE(ref_losses.size() == steps);
+    // Float against float64: the loss to 1e-5 relative, each gradient to
+    // 1e-5 of the largest (sums of a few hundred float products; measured
+    // ~3e-7).
+    for (size_t s = 0; s < steps; ++s) CHECK(losses[s] == doctest::Approx(ref_losses[s]).epsilon(1e-5));
+    double gmax = 0, gdev = 0;
+    for (size_t i = 0; i < ref_grads.size(); ++i) {
+      gmax = std::max(gmax, std::fabs(ref_grads[i]));
+      gdev = std::max(gdev, std::fabs(first_grads[i] - ref_grads[i]));
+    }
+    MESSAGE(std::string(model::arch_name(c.arch)) << ": max |grad - torch| = " << gdev << " (largest grad " << gmax << ")");
+    CHECK(gdev / gmax < 1e-5);
+    // After the AdamW steps (warmup, cosine, clipping, decay on matrices
+    // only): each parameter moved by up to lr per step; float rounding of
+    // m/√v changes a step by far less than 1e-3 of it (measured ~2e-4).
+    double pdev = 0;
+    for (size_t i = 0; i < ref_params.size(); ++i) pdev = std::max(pdev, std::fabs(m.params()[i] - ref_params[i]));
+    MESSAGE(std::string(model::arch_name(c.arch)) << ": max |param - torch| after " << steps << " AdamW steps = " << pdev);
+    CHECK(pdev < 1e-3 * oc.lr);
+    fs::remove_all(dir);
+  }
+}
+
+TEST_CASE("the exported GGUF loads in the engine and its logits equal the trainer's") {
+  struct Case {
+    model::Arch arch;
+    bool tied;
+    size_t kv_heads;
+  };
+  for (const Case c : {Case{model::Arch::llama, false, 2}, Case{model::Arch::qwen2, true, 2}}) {
+    CAPTURE(model::arch_name(c.arch));
+    const size_t T = 13;
+    const model::HParams hp = hparams(c.arch, 300, 64, 2, 4, c.kv_heads, 96, c.tied);
+    train::Model<float> m = make_model(hp, 1, T, 9);
+    // Norms and biases away from their initial 1 and 0, so a misplaced tensor shows.
+    for (const train::ParamTensor& t : m.layout().tensors())
+      if (t.rows == 1)
+        for (size_t i = 0; i < t.size(); ++i) m.params()[t.offset + i] += 0.1f * std::cos(static_cast<float>(i + t.offset));
+    const std::vector<int32_t> tokens = random_tokens(T, hp.n_vocab, 3);
+    SerialExecutor ex;
+    m.forward(tokens.data(), nullptr, nullptr, ex);
+    const std::vector<float> trainer(m.logits(), m.logits() + T * hp.n_vocab);
+
+    const fs::path path = temp_dir("export") / "model.gguf";
+    REQUIRE(train::export_gguf(m.layout(), m.params(), path.string()).is_ok());
+    for (bool repack : {false, true}) {
+      CAPTURE(repack);
+      run::LoadOptions lo;
+      lo.no_repack = !repack;
+      auto lm = run::load(path.string(), "", lo);
+      REQUIRE_MESSAGE(lm.ok(), lm.status().to_string());
+      run::SessionOptions so;
+      so.n_ctx = 32;
+      so.n_threads = 1;
+      so.kv_type = model::KvType::f32;
+      auto s = run::Session::create(lm->model, so);
+      REQUIRE_MESSAGE(s.ok(), s.status().to_string());
+      std::vector<float> engine(T * hp.n_vocab);
+      REQUIRE(s->prefill_all(std::span<const int32_t>(tokens), engine).is_ok());
+      // The same operations in float; they differ only in summation order
+      // (the engine's dot products vs the blocked GEMM), ~1e-7 relative on
+      // logits of size ~1.
+      float worst = 0, scale = 0;
+      for (size_t i = 0; i < engine.size(); ++i) {
+        worst = std::max(worst, std::fabs(engine[i] - trainer[i]));
+        scale = std::max(scale, std::fabs(trainer[i]));
+      }
+      MESSAGE(std::string(model::arch_name(c.arch)) << std::string(repack ? " repacked" : "") << ": max |engine - trainer| logit = " << worst
+                                       << " (largest " << scale << ")");
+      CHECK(scale > 0.1f);
+      CHECK(worst < 1e-5f);
+    }
+    // Q8_0 for shipping: loads, and the logits stay close (8-bit weights and activations).
+    const fs::path q8 = path.parent_path() / "model-q8_0.gguf";
+    train::ExportOptions eo;
+    eo.mix = io::find_quant_mix("q8_0");
+    REQUIRE(eo.mix != nullptr);
+    REQUIRE(train::export_gguf(m.layout(), m.params(), q8.string(), eo).is_ok());
+    auto lq = run::load(q8.string());
+    REQUIRE_MESSAGE(lq.ok(), lq.status().to_string());
+    fs::remove_all(path.parent_path());
+  }
+}
+
+TEST_CASE("export refuses a vocabulary too small to generate") {
+  const model::HParams hp = hparams(model::Arch::llama, 100, 16, 1, 2, 2, 24, true);
+  train::Model<float> m = make_model(hp, 1, 4, 1);
+  const Status st = train::export_gguf(m.layout(), m.params(), (fs::temp_directory_path() / "never.gguf").string());
+  CHECK(!st.is_ok());
+  CHECK(st.to_string().find("259") != std::string::npos);
+}
+
+namespace {
+
+// A few AdamW steps on one batch; the loss of each step.
+std::vector<double> train_steps(Executor& ex, size_t steps) {
+  const model::HParams hp = hparams(model::Arch::llama, 97, 48, 2, 6, 2, 80, false);
+  const size_t B = 4, T = 33;
+  train::Model<float> m = make_model(hp, B, T, 77);
+  const std::vector<int32_t> tokens = random_tokens(B * T, hp.n_vocab, 4), targets = random_tokens(B * T, hp.n_vocab, 5);
+  train::AdamWConfig oc;
+  oc.lr = 3e-3f;
+  train::AdamW opt(m.layout(), oc);
+  std::vector<double> losses;
+  for (size_t s = 0; s < steps; ++s) {
+    m.zero_grad();
+    losses.push_back(m.forward(tokens.data(), targets.data(), nullptr, ex));
+    m.backward(ex);
+    opt.step(m.params(), m.grads(), 1, ex);
+  }
+  return losses;
+}
+
+}  // namespace
+
+TEST_CASE("a seed gives the same loss bits on 1, 2 and 3 threads") {
+  SerialExecutor serial;
+  ThreadPool pool2(2);
+  test::StridedThreads strided(3);
+  const std::vector<double> one = train_steps(serial, 4);
+  CHECK(train_steps(pool2, 4) == one);
+  CHECK(train_steps(strided, 4) == one);
+  CHECK(one.back() < one.front());
+}
+
+TEST_CASE("a tiny model learns a repetitive text far below its unigram entropy") {
+  const std::string text =
+      "the cat sat on the mat. the dog sat on the log. a bird sang in the tree. "
+      "the cat saw the bird. the dog saw the cat. ";
+  // Byte tokens; the unigram entropy of the text's bytes, in nats.
+  std::vector<double> freq(128, 0);
+  for (unsigned char ch : text) freq[ch] += 1;
+  double unigram = 0;
+  for (double f : freq)
+    if (f > 0) unigram -= f / text.size() * std::log(f / text.size());
+  const model::HParams hp = hparams(model::Arch::llama, 128, 48, 2, 4, 2, 128, true);
+  const size_t B = 8, T = 48;
+  train::Model<float> m = make_model(hp, B, T, 3);
+  train::AdamWConfig oc;
+  oc.lr = 1e-2f;
+  oc.warmup_steps = 10;
+  oc.total_steps = 150;
+  oc.weight_decay = 0.0f;
+  train::AdamW opt(m.layout(), oc);
+  ThreadPool pool(2);
+  std::vector<int32_t> tokens(B * T), targets(B * T);
+  double loss = 0;
+  for (size_t step = 0; step < oc.total_steps; ++step) {
+    for (size_t b = 0; b < B; ++b) {  // windows at shifting offsets of the repeated text
+      const size_t start = (step * 7 + b * 13) % text.size();
+      for (size_t t = 0; t < T; ++t) {
+        tokens[b * T + t] = static_cast<unsigned char>(text[(start + t) % text.size()]);
+        targets[b * T + t] = static_cast<unsigned char>(text[(start + t + 1) % text.size()]);
+      }
+    }
+    m.zero_grad();
+    loss = m.forward(tokens.data(), targets.data(), nullptr, pool);
+    m.backward(pool);
+    opt.step(m.params(), m.grads(), 1, pool);
+  }
+  MESSAGE("unigram entropy " << unigram << " nats; loss after " << oc.total_steps << " steps " << loss);
+  CHECK(loss < 0.25 * unigram);
+}
+
+TEST_CASE("learning rate: linear warmup, then cosine to the floor") {
+  train::AdamWConfig c;
+  c.lr = 1.0f;
+  c.warmup_steps = 4;
+  c.total_steps = 14;
+  c.min_lr_ratio = 0.1f;
+  CHECK(train::learning_rate(c, 0) == doctest::Approx(0.25));
+  CHECK(train::learning_rate(c, 3) == doctest::Approx(1.0));
+  CHECK(train::learning_rate(c, 4) == doctest::Approx(1.0));
+  CHECK(train::learning_rate(c, 9) == doctest::Approx(0.55));  // half way: 0.1 + 0.9·0.5
+  CHECK(train::learning_rate(c, 14) == doctest::Approx(0.1));
+  CHECK(train::learning_rate(c, 100) == doctest::Approx(0.1));
+}
+
+TEST_CASE("gradient accumulation: two half-batches equal one whole batch") {
+  // The mean loss over 2·T tokens is the mean of the two halves' means when
+  // both have T unmasked tokens, so the accumulated gradient scaled by 1/2
+  // must equal the whole batch's gradient up to float rounding.
+  const model::HParams hp = hparams(model::Arch::llama, 50, 16, 1, 2, 1, 24, true);
+  const size_t T = 9;
+  train::Model<float> whole = make_model(hp, 2, T, 8), half = make_model(hp, 1, T, 8);
+  const std::vector<int32_t> tokens = random_tokens(2 * T, hp.n_vocab, 6), targets = random_tokens(2 * T, hp.n_vocab, 7);
+  SerialExecutor ex;
+  whole.zero_grad();
+  whole.forward(tokens.data(), targets.data(), nullptr, ex);
+  whole.backward(ex);
+  half.zero_grad();
+  for (size_t b = 0; b < 2; ++b) {
+    half.forward(tokens.data() + b * T, targets.data() + b * T, nullptr, ex);
+    half.backward(ex);
+  }
+  train::AdamWConfig oc;
+  oc.grad_clip = 0;
+  train::AdamW opt_whole(whole.layout(), oc), opt_half(half.layout(), oc);
+  opt_whole.step(whole.params(), whole.grads(), 1, ex);
+  opt_half.step(half.params(), half.grads(), 2, ex);
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < whole.layout().size(); ++i) {
+    worst = std::max(worst, static_cast<double>(std::fabs(whole.grads()[i] - half.grads()[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(whole.grads()[i])));
+  }
+  CHECK(worst / scale < 1e-5);
+}
