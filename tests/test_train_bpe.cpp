@@ -194,7 +194,7 @@ TEST_CASE("BPE: llama.cpp's llama-tokenize gives the same ids ($LLAMA_CPP_BIN)")
     {
       std::ofstream(prompt, std::ios::binary) << d;
     }
-    const std::string cmd = "'" + exe + "' -m '" + path + "' -f '" + prompt + "' --ids --log-disable --no-parse-special 2>/dev/null";
+    const std::string cmd = "'" + exe + "' -m '" + path + "' -f '" + prompt + "' --ids --log-disable --no-parse-special --no-escape 2>/dev/null";
     std::FILE* p = ::popen(cmd.c_str(), "r");
     REQUIRE(p);
     std::string out;

@@ -186,6 +186,37 @@ TEST_CASE("Corpus: each filter removes what it should and the report counts it")
   CHECK(k.train().size() == 3);
 }
 
+TEST_CASE("NearDuplicates: one changed word in 60 is caught, unrelated and short texts are not") {
+  // A text of 60 distinct words; changing one word changes at most 5 of its
+  // 56 five-word shingles, Jaccard >= 51/61 = 0.84: caught with probability
+  // >= 1 - (1 - 0.84^8)^8 = 0.91 for one pair, so the test uses the words
+  // that keep the pair far above the threshold, at the very end (one shingle
+  // changes, Jaccard 55/57 = 0.965, probability 0.9999).
+  std::string base, tail_changed, other;
+  for (int i = 0; i < 60; ++i) {
+    base += "w" + std::to_string(i) + " ";
+    tail_changed += (i == 59 ? std::string("changed ") : "w" + std::to_string(i) + " ");
+    other += "v" + std::to_string(i * 7) + " ";
+  }
+  NearDuplicates nd;
+  CHECK_FALSE(nd.seen_before(base));
+  CHECK(nd.seen_before(tail_changed));
+  CHECK_FALSE(nd.seen_before(other));
+  // Case and punctuation do not make words differ.
+  std::string shouted = base;
+  for (char& c : shouted) c = c == 'w' ? 'W' : c == ' ' ? ',' : c;
+  CHECK(nd.seen_before(shouted + "!"));
+  // Below 12 words no judgement: two 11-word texts differing in one word both pass.
+  CHECK_FALSE(nd.seen_before("a b c d e f g h i j k"));
+  CHECK_FALSE(nd.seen_before("a b c d e f g h i j z"));
+
+  // In a corpus the report counts them apart from exact duplicates.
+  Corpus c;
+  c.add("s", SourceFormat::text, base + "\n\n" + tail_changed + "\n\n" + other + "\n");
+  CHECK(c.report().sources[0].removed_docs[static_cast<size_t>(Removal::near_duplicate)] == 1);
+  CHECK(c.report().sources[0].kept_docs == 2);
+}
+
 TEST_CASE("split: a function of the text and the seed, not of the order; about the fraction asked") {
   std::vector<std::string> docs;
   for (int i = 0; i < 10000; ++i) docs.push_back("document number " + std::to_string(i) + " with some words");

@@ -1,7 +1,7 @@
 // A training corpus from raw text files: each file is cut into documents by
 // its source's cleaner (clean.hpp), every document is normalised (valid UTF-8,
 // one space between words, at most one blank line), passes the quality
-// filters, loses exact duplicates, and lands in the train or the validation
+// filters, loses exact and near duplicates, and lands in the train or the validation
 // split. A report counts what each step removed, per source.
 //
 // The split is a function of a document's text and the seed alone (a hash
@@ -21,6 +21,7 @@
 
 #include "jielong/core/hash.hpp"
 #include "jielong/core/status.hpp"
+#include "jielong/sample/rng.hpp"
 #include "jielong/text/unicode.hpp"
 #include "jielong/train/clean.hpp"
 
@@ -31,16 +32,18 @@ struct CorpusOptions {
   double max_symbol_ratio = 0.30;      // of non-space bytes that are not letters or digits (ASCII art, tables)
   double max_repeated_lines = 0.30;    // fraction of a document's lines that repeat an earlier line
   bool drop_offensive = true;          // documents with a slur (kOffensiveWords) are left out
+  bool drop_near_duplicates = true;    // MinHash over word 5-grams (see NearDuplicates)
   double validation_fraction = 0.01;   // of documents, chosen by hash
   uint64_t seed = 0;                   // changes which documents are held out
 };
 
 // What removed a document, in the order the checks run.
-enum class Removal { too_short, symbols, repeated_lines, offensive, duplicate };
-inline constexpr size_t kRemovals = 5;
+enum class Removal { too_short, symbols, repeated_lines, offensive, duplicate, near_duplicate };
+inline constexpr size_t kRemovals = 6;
 
 inline constexpr std::string_view removal_name(Removal r) noexcept {
-  constexpr std::string_view names[kRemovals] = {"too short", "symbols", "repeated lines", "offensive", "duplicate"};
+  constexpr std::string_view names[kRemovals] = {"too short", "symbols",   "repeated lines",
+                                                 "offensive", "duplicate", "near duplicate"};
   return names[static_cast<size_t>(r)];
 }
 
@@ -72,17 +75,19 @@ struct CorpusReport {
   std::string to_string() const {
     std::string s;
     char line[320];
-    std::snprintf(line, sizeof line, "%-12s %6s %11s %8s %11s %7s %7s %7s %7s %7s %8s %11s\n", "source", "files",
-                  "bytes in", "docs", "bytes clean", "short", "symbols", "repeats", "offens.", "dups", "kept", "bytes kept");
+    std::snprintf(line, sizeof line, "%-12s %6s %11s %8s %11s %7s %7s %7s %7s %7s %7s %8s %11s\n", "source", "files",
+                  "bytes in", "docs", "bytes clean", "short", "symbols", "repeats", "offens.", "dups", "near", "kept",
+                  "bytes kept");
     s += line;
     SourceReport total;
     total.name = "total";
     for (const SourceReport* r = sources.data();; ++r) {
       const bool last = r == sources.data() + sources.size();
       const SourceReport& x = last ? total : *r;
-      std::snprintf(line, sizeof line, "%-12s %6zu %11zu %8zu %11zu %7zu %7zu %7zu %7zu %7zu %8zu %11zu\n", x.name.c_str(),
-                    x.files, x.bytes_in, x.documents, x.bytes_clean, x.removed_docs[0], x.removed_docs[1],
-                    x.removed_docs[2], x.removed_docs[3], x.removed_docs[4], x.kept_docs, x.kept_bytes);
+      std::snprintf(line, sizeof line, "%-12s %6zu %11zu %8zu %11zu %7zu %7zu %7zu %7zu %7zu %7zu %8zu %11zu\n",
+                    x.name.c_str(), x.files, x.bytes_in, x.documents, x.bytes_clean, x.removed_docs[0],
+                    x.removed_docs[1], x.removed_docs[2], x.removed_docs[3], x.removed_docs[4], x.removed_docs[5],
+                    x.kept_docs, x.kept_bytes);
       s += line;
       if (last) break;
       total.files += x.files, total.bytes_in += x.bytes_in, total.documents += x.documents;
@@ -202,6 +207,61 @@ inline uint64_t duplicate_key(std::string_view doc) noexcept {
 
 }  // namespace detail
 
+// Near-duplicate detection by MinHash with banding (Broder 1997; Leskovec,
+// Rajaraman and Ullman, "Mining of Massive Datasets", ch. 3). A document's
+// shingles are its overlapping 5-word runs (words: lower-cased runs of
+// letters and digits); 64 hash functions keep their minimum over the
+// shingles, and the 64 minima form 8 bands of 8. Two documents whose
+// shingle sets have Jaccard similarity s share a band with probability
+// 1 - (1 - s^8)^8: 0.98 at s = 0.9, 0.86 at 0.8, 0.40 at 0.7, 0.03 at 0.5.
+// A document that shares a band with one seen before is a near duplicate.
+// Documents of fewer than kMinShingles shingles are not judged (one changed
+// word moves most of their shingles; exact duplicates catch the rest).
+class NearDuplicates {
+ public:
+  static constexpr size_t kShingleWords = 5, kHashes = 64, kBands = 8, kMinShingles = 8;
+
+  // True if `doc` shares a band with an earlier document; otherwise its
+  // bands are remembered.
+  bool seen_before(std::string_view doc) {
+    words_.clear();
+    uint64_t h = kFnv1aBasis;
+    bool in_word = false;
+    for (size_t i = 0; i <= doc.size(); ++i) {
+      const unsigned char c = i < doc.size() ? static_cast<unsigned char>(doc[i]) : ' ';
+      if (detail::ascii_alnum(c) || c >= 0x80) {
+        const unsigned char l = c >= 'A' && c <= 'Z' ? static_cast<unsigned char>(c + 32) : c;
+        h = fnv1a(&l, 1, h);
+        in_word = true;
+      } else if (in_word) {
+        words_.push_back(h);
+        h = kFnv1aBasis;
+        in_word = false;
+      }
+    }
+    if (words_.size() < kShingleWords + kMinShingles - 1) return false;
+    uint64_t mins[kHashes];
+    for (uint64_t& m : mins) m = UINT64_MAX;
+    for (size_t i = 0; i + kShingleWords <= words_.size(); ++i) {
+      const uint64_t shingle = fnv1a(&words_[i], kShingleWords * sizeof(uint64_t));
+      for (size_t j = 0; j < kHashes; ++j) mins[j] = std::min(mins[j], sample::Rng::draw(shingle, j));
+    }
+    uint64_t bands[kBands];
+    bool found = false;
+    constexpr size_t rows = kHashes / kBands;
+    for (size_t b = 0; b < kBands; ++b) {
+      bands[b] = fnv1a(&mins[b * rows], rows * sizeof(uint64_t), fnv1a(&b, sizeof b));
+      found = found || bands_.count(bands[b]) != 0;
+    }
+    if (!found) bands_.insert(bands, bands + kBands);
+    return found;
+  }
+
+ private:
+  std::vector<uint64_t> words_;
+  std::unordered_set<uint64_t> bands_;
+};
+
 // True when a document belongs to the validation split.
 inline bool is_validation(std::string_view doc, double fraction, uint64_t seed) noexcept {
   const uint64_t basis = fnv1a(&seed, sizeof seed);
@@ -264,6 +324,7 @@ class Corpus {
     if (detail::repeated_line_ratio(doc) > opts_.max_repeated_lines) return Removal::repeated_lines;
     if (opts_.drop_offensive && detail::has_offensive_word(doc)) return Removal::offensive;
     if (!seen_.insert(detail::duplicate_key(doc)).second) return Removal::duplicate;
+    if (opts_.drop_near_duplicates && near_.seen_before(doc)) return Removal::near_duplicate;
     return std::nullopt;
   }
 
@@ -271,6 +332,7 @@ class Corpus {
   CorpusReport report_;
   std::vector<std::string> train_, validation_;
   std::unordered_set<uint64_t> seen_;
+  NearDuplicates near_;
 };
 
 }  // namespace jielong::train
