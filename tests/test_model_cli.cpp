@@ -11,28 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "support/cli.hpp"
+
 #ifdef JIELONG_CLI_PATH
 
 namespace {
 
-struct Run {
-  int code = -1;
-  std::string out;
-};
-
-// Runs `jielong ARGS` through the shell; stdout captured, stderr dropped
-// unless asked for.
-Run jielong(const std::string& args, bool with_stderr = false) {
-  const std::string cmd = std::string(JIELONG_CLI_PATH) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  Run r;
-  std::FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using jielong::test::run_jielong;
+using jielong::test::Run;
 
 struct TempDir {
   std::filesystem::path path;
@@ -93,8 +79,8 @@ std::string json_text(const std::string& line) {
 TEST_CASE("quick start: synth, then generate; greedy generate == eval's greedy text") {
   TempDir dir;
   const std::string model = dir / "demo.gguf";
-  REQUIRE(jielong("synth -o " + model).code == 0);
-  const Run gen = jielong("generate -m " + model + " -p \"Once upon a time\" -n 12 --temp 0");
+  REQUIRE(run_jielong("synth -o " + model).code == 0);
+  const Run gen = run_jielong("generate -m " + model + " -p \"Once upon a time\" -n 12 --temp 0");
   REQUIRE(gen.code == 0);
   // generate prints the continuation and one final newline.
   REQUIRE(!gen.out.empty());
@@ -102,7 +88,7 @@ TEST_CASE("quick start: synth, then generate; greedy generate == eval's greedy t
   // eval picks its greedy ids by argmax over the logits of a batched
   // prefill, generate by the sampler chain after step-by-step decoding: two
   // paths that must give the same text.
-  const Run ev = jielong("eval -m " + model + " -n 12 --top 1 -p \"Once upon a time\"");
+  const Run ev = run_jielong("eval -m " + model + " -n 12 --top 1 -p \"Once upon a time\"");
   REQUIRE(ev.code == 0);
   CHECK(gen.out.substr(0, gen.out.size() - 1) == json_text(ev.out));
 }
@@ -110,8 +96,8 @@ TEST_CASE("quick start: synth, then generate; greedy generate == eval's greedy t
 TEST_CASE("a prompt longer than the context is a clear error") {
   TempDir dir;
   const std::string model = dir / "demo.gguf";
-  REQUIRE(jielong("synth -o " + model).code == 0);
-  const Run r = jielong("generate -m " + model + " -c 4 -p \"a prompt of many more than four tokens\" -n 2", true);
+  REQUIRE(run_jielong("synth -o " + model).code == 0);
+  const Run r = run_jielong("generate -m " + model + " -c 4 -p \"a prompt of many more than four tokens\" -n 2", true);
   CHECK(r.code == 1);
   CHECK(r.out.find("exceed the context of 4") != std::string::npos);
 }
@@ -119,8 +105,8 @@ TEST_CASE("a prompt longer than the context is a clear error") {
 TEST_CASE("bench: llama-bench fields, one object per test and thread count") {
   TempDir dir;
   const std::string model = dir / "tiny.gguf";
-  REQUIRE(jielong("synth --embd 64 --ff 128 --layers 2 --heads 4 --kv-heads 2 -o " + model).code == 0);
-  const Run r = jielong("bench -m " + model + " -p 8 -n 4 -t 1,2 -r 3 -o json");
+  REQUIRE(run_jielong("synth --embd 64 --ff 128 --layers 2 --heads 4 --kv-heads 2 -o " + model).code == 0);
+  const Run r = run_jielong("bench -m " + model + " -p 8 -n 4 -t 1,2 -r 3 -o json");
   REQUIRE(r.code == 0);
   std::vector<std::string> objs;
   for (size_t b = 0; (b = r.out.find('{', b)) != std::string::npos;) {
@@ -156,7 +142,7 @@ TEST_CASE("bench: llama-bench fields, one object per test and thread count") {
     CHECK(sum / 3 == doctest::Approx(avg).epsilon(1e-6));
   }
   // Markdown: a header and one row per test.
-  const Run md = jielong("bench -m " + model + " -p 8 -n 4 -r 1");
+  const Run md = run_jielong("bench -m " + model + " -p 8 -n 4 -r 1");
   REQUIRE(md.code == 0);
   CHECK(md.out.find("| pp8 |") != std::string::npos);
   CHECK(md.out.find("| tg4 |") != std::string::npos);
@@ -165,14 +151,14 @@ TEST_CASE("bench: llama-bench fields, one object per test and thread count") {
 TEST_CASE("bench: bad flags exit with 1 and name the flag") {
   TempDir dir;
   const std::string model = dir / "tiny.gguf";
-  REQUIRE(jielong("synth --embd 64 --ff 128 --layers 1 --heads 4 -o " + model).code == 0);
-  const Run fmt = jielong("bench -m " + model + " -o xml", true);
+  REQUIRE(run_jielong("synth --embd 64 --ff 128 --layers 1 --heads 4 -o " + model).code == 0);
+  const Run fmt = run_jielong("bench -m " + model + " -o xml", true);
   CHECK(fmt.code == 1);
   CHECK(fmt.out.find("-o") != std::string::npos);
-  const Run zero = jielong("bench -m " + model + " -t 0", true);
+  const Run zero = run_jielong("bench -m " + model + " -t 0", true);
   CHECK(zero.code == 1);
   CHECK(zero.out.find("-t") != std::string::npos);
-  const Run missing = jielong("bench -m " + (dir / "absent.gguf"), true);
+  const Run missing = run_jielong("bench -m " + (dir / "absent.gguf"), true);
   CHECK(missing.code == 1);
   CHECK(missing.out.find("absent.gguf") != std::string::npos);
 }

@@ -1,7 +1,8 @@
 // The data pipeline: each source's cleaner on hand-written snippets of its
 // format (expected documents written out by hand), the quality filters,
-// duplicate removal, the split, token shards (round trip and hostile files)
-// and the batch loader (determinism, resume, windows against the shard).
+// duplicate removal, the split, token shards (round trip and hostile files),
+// the batch loader (determinism, resume, windows against the shard), and
+// `jielong train-tokenizer` + `prepare-data` end to end against the library.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -16,6 +17,8 @@
 #include "jielong/train/clean.hpp"
 #include "jielong/train/corpus.hpp"
 #include "jielong/train/shards.hpp"
+#include "jielong/text/gguf_vocab.hpp"
+#include "support/cli.hpp"
 #include "support/shared.hpp"
 
 using namespace jielong;
@@ -392,3 +395,64 @@ TEST_CASE("BatchLoader: windows match the shard, targets are inputs shifted, see
   for (uint64_t k = 0; k < 30; ++k)
     for (int32_t r = 0; r < B; ++r) CHECK(seq->window_start(k, r) == (k * B + r) % windows * T);
 }
+
+#ifdef JIELONG_CLI_PATH
+TEST_CASE("jielong train-tokenizer and prepare-data: the shards decode to the library's corpus") {
+  using test::run_jielong;
+  test::TempDir dir;
+  namespace fs = std::filesystem;
+  fs::create_directories(dir.path() / "in" / "fortunes");
+  std::string quips, prose;
+  for (int i = 0; i < 60; ++i) {
+    quips += "Fortune number " + std::to_string(i) + ": a penny saved is a penny " + std::to_string(i * 3) + ".\n%\n";
+    prose += "Paragraph " + std::to_string(i) + " says the quick brown fox jumps over " + std::to_string(i * i) + " dogs.\n\n";
+  }
+  spit(dir.file("in/fortunes/quips"), quips);
+  spit(dir.file("in/prose.txt"), prose);
+  spit(dir.file("in/index.dat"), std::string("\0\1\2binary", 9));  // skipped: not text
+  fs::create_symlink(dir.file("in/prose.txt"), dir.file("in/again.txt"));  // skipped: a link
+  const std::string in = dir.file("in"), tok = dir.file("tok.gguf"), out = dir.file("out");
+
+  REQUIRE(run_jielong("train-tokenizer --vocab-size 300 -o " + tok + " " + in).code == 0);
+  REQUIRE(run_jielong("prepare-data -m " + tok + " -o " + out + " --validation 0.25 -s 3 " + in).code == 0);
+
+  // The same corpus through the library: files in name order, formats guessed.
+  CorpusOptions opts;
+  opts.validation_fraction = 0.25;
+  opts.seed = 3;
+  Corpus corpus(opts);
+  corpus.add("fortunes", SourceFormat::fortune, quips);
+  corpus.add("prose", SourceFormat::text, prose);
+  REQUIRE(!corpus.validation().empty());
+
+  auto tokenizer = text::Tokenizer::from_gguf(tok);
+  REQUIRE(tokenizer.ok());
+  CHECK(tokenizer->n_tokens() == 300);
+  for (const auto& [name, docs] : {std::pair{"train.bin", &corpus.train()}, std::pair{"val.bin", &corpus.validation()}}) {
+    auto shard = TokenShard::open(out + "/" + name);
+    REQUIRE_MESSAGE(shard.ok(), shard.status().to_string());
+    CHECK(shard->header().vocab_size == 300u);
+    CHECK(shard->header().separator == static_cast<uint32_t>(tokenizer->bos()));
+    CHECK(shard->header().n_documents == docs->size());
+    std::vector<int32_t> ids(shard->size());
+    shard->read(0, ids);
+    std::vector<std::string> decoded;
+    for (int32_t id : ids) {
+      if (id == tokenizer->bos()) decoded.emplace_back();
+      else decoded.back() += tokenizer->token_piece(id);
+    }
+    CHECK(decoded == *docs);
+  }
+  const std::string report = slurp(out + "/report.txt");
+  CHECK(report.find("fortunes") != std::string::npos);
+  CHECK(report.find("prose") != std::string::npos);
+  CHECK(report.find("again") == std::string::npos);
+
+  const test::Run missing = run_jielong("prepare-data -m " + dir.file("absent.gguf") + " -o " + out + " " + in, true);
+  CHECK(missing.code == 1);
+  CHECK(missing.out.find("absent.gguf") != std::string::npos);
+  const test::Run no_input = run_jielong("train-tokenizer -o " + tok, true);
+  CHECK(no_input.code == 1);
+  CHECK(no_input.out.find("give at least one text file or folder") != std::string::npos);
+}
+#endif
