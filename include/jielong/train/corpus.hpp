@@ -29,7 +29,7 @@ namespace jielong::train {
 
 struct CorpusOptions {
   size_t min_bytes = 16;               // shorter documents say too little to learn from
-  double max_symbol_ratio = 0.30;      // of non-space bytes that are not letters or digits (ASCII art, tables)
+  double max_symbol_ratio = 0.12;      // of non-space bytes that are symbols (see symbol_ratio): ASCII art, code
   double max_repeated_lines = 0.30;    // fraction of a document's lines that repeat an earlier line
   bool drop_offensive = true;          // documents with a slur (kOffensiveWords) are left out
   bool drop_near_duplicates = true;    // MinHash over word 5-grams (see NearDuplicates)
@@ -147,14 +147,17 @@ inline bool ascii_alnum(unsigned char c) noexcept {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-// Non-space bytes that are ASCII punctuation or symbols, over all non-space
-// bytes (the bytes of non-ASCII characters count as letters).
+// Non-space bytes that are ASCII symbols, over all non-space bytes. The
+// punctuation of prose and of dictionaries (. , ; : ! ? ' " ( ) [ ] & -)
+// does not count, nor do the bytes of non-ASCII characters: what is left
+// (| / \ _ * # < > = + ~ ^ { } $ % @ `) is the stuff of ASCII art and code.
 inline double symbol_ratio(std::string_view doc) noexcept {
+  constexpr std::string_view prose = ".,;:!?'\"()[]&-";
   size_t visible = 0, symbols = 0;
   for (unsigned char c : doc) {
     if (c == ' ' || c == '\n') continue;
     ++visible;
-    if (c < 0x80 && !ascii_alnum(c)) ++symbols;
+    if (c < 0x80 && !ascii_alnum(c) && prose.find(static_cast<char>(c)) == std::string_view::npos) ++symbols;
   }
   return visible ? static_cast<double>(symbols) / static_cast<double>(visible) : 0.0;
 }
