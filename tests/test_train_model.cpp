@@ -43,7 +43,7 @@ model::HParams hparams(model::Arch arch, size_t vocab, size_t embd, size_t layer
   hp.n_kv_heads = kv_heads;
   hp.head_dim = embd / heads;
   hp.rope_dim = hp.head_dim;
-  hp.n_ctx_train = 64;
+  hp.n_ctx_train = 128;
   hp.tied_embeddings = tied;
   hp.rope_neox = arch == model::Arch::qwen2;
   hp.qkv_bias = arch == model::Arch::qwen2;
@@ -108,7 +108,8 @@ TEST_CASE("loss, gradients and AdamW steps match PyTorch") {
   };
   for (const Case c : {Case{model::Arch::llama, false, 2}, Case{model::Arch::qwen2, true, 1}}) {
     CAPTURE(model::arch_name(c.arch));
-    const size_t B = 3, T = 11;
+    // 70 positions: past the attention products' 64-row blocks.
+    const size_t B = 2, T = 70;
     const model::HParams hp = hparams(c.arch, 67, 24, 2, 4, c.kv_heads, 37, c.tied);
     train::Model<float> m = make_model(hp, B, T, 5);
     // Biases start at zero in training; give them values so their gradient path is exercised.

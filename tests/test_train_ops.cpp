@@ -151,23 +151,27 @@ TEST_CASE("rope forward on floats is the engine's rotation") {
 
 TEST_CASE("causal attention backward (GQA) matches finite differences") {
   SerialExecutor ex;
-  const ops::AttnShape s{2, 5, 4, 2, 3};  // B=2, T=5, 4 query heads sharing 2 kv heads, head_dim 3
-  const size_t N = s.batch * s.seq_len;
-  Vec q = randv(N * s.q_dim(), 7), kk = randv(N * s.kv_dim(), 8), v = randv(N * s.kv_dim(), 9);
-  Vec att(s.batch * s.n_heads * s.seq_len * s.seq_len);
-  auto fwd = [&] {
-    Vec y(N * s.q_dim());
-    ops::attention_forward(y.data(), att.data(), q.data(), kk.data(), v.data(), s, ex);
-    return y;
-  };
-  auto bwd = [&](const Vec& r) {
-    fwd();
-    Vec dq(q.size()), dk(kk.size()), dv(v.size()), scratch(s.batch * s.n_kv_heads * s.seq_len);
-    ops::attention_backward(dq.data(), dk.data(), dv.data(), r.data(), att.data(), q.data(), kk.data(), v.data(), s,
-                            scratch.data(), ex);
-    return std::vector<Vec>{dq, dk, dv};
-  };
-  CHECK(fd_error({&q, &kk, &v}, fwd, bwd) < kFdTol);
+  // 4 query heads sharing 2 kv heads, head_dim 3; 67 positions cross the
+  // 64-row blocks of the attention products.
+  for (const ops::AttnShape s : {ops::AttnShape{2, 5, 4, 2, 3}, ops::AttnShape{1, 67, 4, 2, 3}}) {
+    CAPTURE(s.seq_len);
+    const size_t N = s.batch * s.seq_len;
+    Vec q = randv(N * s.q_dim(), 7), kk = randv(N * s.kv_dim(), 8), v = randv(N * s.kv_dim(), 9);
+    Vec att(s.batch * s.n_heads * s.seq_len * s.seq_len);
+    auto fwd = [&] {
+      Vec y(N * s.q_dim());
+      ops::attention_forward<k::Scalar>(y.data(), att.data(), q.data(), kk.data(), v.data(), s, ex);
+      return y;
+    };
+    auto bwd = [&](const Vec& r) {
+      fwd();
+      Vec dq(q.size()), dk(kk.size()), dv(v.size()), scratch(s.batch * s.n_kv_heads * s.seq_len * s.seq_len);
+      ops::attention_backward<k::Scalar>(dq.data(), dk.data(), dv.data(), r.data(), att.data(), q.data(), kk.data(),
+                                         v.data(), s, scratch.data(), ex);
+      return std::vector<Vec>{dq, dk, dv};
+    };
+    CHECK(fd_error({&q, &kk, &v}, fwd, bwd) < kFdTol);
+  }
 }
 
 TEST_CASE("swiglu backward matches finite differences") {

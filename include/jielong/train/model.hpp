@@ -86,7 +86,7 @@ class Model {
       ops::linear_forward<B>(A.v, A.xn1, W.wv, W.bv, N, d, kvd, ex);
       ops::rope_forward(A.q, N, hp.n_heads, hp.head_dim, T_, cos_.data(), sin_.data(), rope);
       ops::rope_forward(A.k, N, hp.n_kv_heads, hp.head_dim, T_, cos_.data(), sin_.data(), rope);
-      ops::attention_forward(A.att_out, A.att, A.q, A.k, A.v, attn_shape(), ex);
+      ops::attention_forward<B>(A.att_out, A.att, A.q, A.k, A.v, attn_shape(), ex);
       ops::linear_forward<B>(A.x_mid, A.att_out, W.wo, static_cast<const T*>(nullptr), N, qd, d, ex);
       add(A.x_mid, in, N * d);
       // feed-forward block: out = x_mid + W_down·(silu(W_gate·xn) ⊙ W_up·xn), xn = RMSNorm(x_mid)
@@ -132,7 +132,7 @@ class Model {
       ops::rmsnorm_backward(g_.dres, dW.ffn_norm, g_.dxn, A.x_mid, W.ffn_norm, A.rstd2, N, d, ex);
       // attention block (dres is now d x_mid = d in through the residual)
       ops::linear_backward<B>(g_.datt, false, dW.wo, static_cast<T*>(nullptr), g_.dres, A.att_out, W.wo, N, qd, d, ex);
-      ops::attention_backward(g_.dq, g_.dk, g_.dv, g_.datt, A.att, A.q, A.k, A.v, attn_shape(), g_.attn_scratch, ex);
+      ops::attention_backward<B>(g_.dq, g_.dk, g_.dv, g_.datt, A.att, A.q, A.k, A.v, attn_shape(), g_.attn_scratch, ex);
       ops::rope_backward(g_.dq, N, hp.n_heads, hp.head_dim, T_, cos_.data(), sin_.data(), rope);
       ops::rope_backward(g_.dk, N, hp.n_kv_heads, hp.head_dim, T_, cos_.data(), sin_.data(), rope);
       ops::linear_backward<B>(g_.dxn, false, dW.wq, dW.bq, g_.dq, A.xn1, W.wq, N, d, qd, ex);
@@ -175,7 +175,7 @@ class Model {
     const size_t N = B_ * T_, d = hp.n_embd, qd = hp.q_dim(), kvd = hp.kv_dim(), ff = hp.n_ff, V = hp.n_vocab;
     const size_t per_layer = 2 * N * d + 2 * N + 2 * N * qd + 2 * N * kvd + B_ * hp.n_heads * T_ * T_ + N * d +
                              3 * N * ff;
-    const size_t grads = 2 * N * d + 2 * N * qd + 2 * N * kvd + 3 * N * ff + B_ * hp.n_kv_heads * T_;
+    const size_t grads = 2 * N * d + 2 * N * qd + 2 * N * kvd + 3 * N * ff + B_ * hp.n_kv_heads * T_ * T_;
     act_.assign((hp.n_layers + 1) * N * d + hp.n_layers * per_layer + N * d + N + N * V + N + grads, T(0));
     T* p = act_.data();
     auto take = [&](size_t n) {
@@ -214,7 +214,7 @@ class Model {
     g_.dgate = take(N * ff);
     g_.dup = take(N * ff);
     g_.dh = take(N * ff);
-    g_.attn_scratch = take(B_ * hp.n_kv_heads * T_);
+    g_.attn_scratch = take(B_ * hp.n_kv_heads * T_ * T_);  // [B][kv_heads][T][T]
   }
 
   ParamLayout layout_;

@@ -155,22 +155,35 @@ struct AttnShape {
   size_t group() const noexcept { return n_heads / n_kv_heads; }
 };
 
-template <class T>
+// Each (sequence, head) is a few small matrix products (scores = Q·Kᵀ,
+// out = P·V, and their transposes backward) run on the calling task, in row
+// blocks of kAttnRows so that the causal zeros above the diagonal cost at
+// most one block's worth of work per block row.
+constexpr size_t kAttnRows = 64;
+
+template <class B, class T>
 void attention_forward(T* out, T* att, const T* q, const T* k, const T* v, const AttnShape& s, Executor& ex) noexcept {
+  using kernels::Trans;
   const size_t T_ = s.seq_len, hd = s.head_dim, qd = s.q_dim(), kvd = s.kv_dim();
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd)));
   parallel_for(ex, s.batch * s.n_heads, 1, [&](size_t i0, size_t i1) {
+    SerialExecutor serial;
     for (size_t i = i0; i < i1; ++i) {
       const size_t b = i / s.n_heads, h = i % s.n_heads, kvh = h / s.group();
-      for (size_t t = 0; t < T_; ++t) {
-        const T* qt = q + (b * T_ + t) * qd + h * hd;
-        T* a = att + (i * T_ + t) * T_;
+      const T* Q = q + b * T_ * qd + h * hd;     // [T][hd], row stride q_dim
+      const T* K = k + b * T_ * kvd + kvh * hd;  // [T][hd], row stride kv_dim
+      const T* V = v + b * T_ * kvd + kvh * hd;
+      T* O = out + b * T_ * qd + h * hd;
+      T* P = att + i * T_ * T_;                  // [T][T]
+      for (size_t r0 = 0; r0 < T_; r0 += kAttnRows) {  // P[r][0..r1) = Q[r]·K[0..r1)ᵀ
+        const size_t r1 = std::min(T_, r0 + kAttnRows);
+        matmul<B>(Trans::no, Trans::yes, r1 - r0, r1, hd, Q + r0 * qd, qd, K, kvd, P + r0 * T_, T_, false, serial);
+      }
+      for (size_t t = 0; t < T_; ++t) {  // P[t] = softmax(scale · P[t][0..t]), zeros after t
+        T* a = P + t * T_;
         T max = -INFINITY;
         for (size_t j = 0; j <= t; ++j) {
-          const T* kj = k + (b * T_ + j) * kvd + kvh * hd;
-          T dot = 0;
-          for (size_t e = 0; e < hd; ++e) dot += qt[e] * kj[e];
-          a[j] = dot * scale;
+          a[j] *= scale;
           max = std::max(max, a[j]);
         }
         double sum = 0;
@@ -181,12 +194,10 @@ void attention_forward(T* out, T* att, const T* q, const T* k, const T* v, const
         const T inv = static_cast<T>(1.0 / sum);
         for (size_t j = 0; j <= t; ++j) a[j] *= inv;
         std::fill(a + t + 1, a + T_, T(0));
-        T* ot = out + (b * T_ + t) * qd + h * hd;
-        std::fill(ot, ot + hd, T(0));
-        for (size_t j = 0; j <= t; ++j) {
-          const T* vj = v + (b * T_ + j) * kvd + kvh * hd;
-          for (size_t e = 0; e < hd; ++e) ot[e] += a[j] * vj[e];
-        }
+      }
+      for (size_t r0 = 0; r0 < T_; r0 += kAttnRows) {  // O[r] = P[r][0..r1) · V[0..r1)
+        const size_t r1 = std::min(T_, r0 + kAttnRows);
+        matmul<B>(Trans::no, Trans::no, r1 - r0, hd, r1, P + r0 * T_, T_, V, kvd, O + r0 * qd, qd, false, serial);
       }
     }
   });
@@ -194,51 +205,54 @@ void attention_forward(T* out, T* att, const T* q, const T* k, const T* v, const
 
 // dq, dk, dv are written. Each task owns one (sequence, kv head): its keys and
 // values gather gradient from the group's query heads in a fixed order.
-// scratch: [B·KV][T] values.
-template <class T>
+// scratch: [B·KV][T][T] values.
+template <class B, class T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* att, const T* q, const T* k, const T* v,
                         const AttnShape& s, T* scratch, Executor& ex) noexcept {
+  using kernels::Trans;
   const size_t T_ = s.seq_len, hd = s.head_dim, qd = s.q_dim(), kvd = s.kv_dim();
   const T scale = static_cast<T>(1.0 / std::sqrt(static_cast<double>(hd)));
   parallel_for(ex, s.batch * s.n_kv_heads, 1, [&](size_t i0, size_t i1) {
+    SerialExecutor serial;
     for (size_t i = i0; i < i1; ++i) {
       const size_t b = i / s.n_kv_heads, kvh = i % s.n_kv_heads;
-      T* da = scratch + i * T_;
+      const T* K = k + b * T_ * kvd + kvh * hd;  // [T][hd], row stride kv_dim
+      const T* V = v + b * T_ * kvd + kvh * hd;
+      T* dK = dk + b * T_ * kvd + kvh * hd;
+      T* dV = dv + b * T_ * kvd + kvh * hd;
+      T* dS = scratch + i * T_ * T_;             // [T][T]: d(weights), then d(scores)
       for (size_t t = 0; t < T_; ++t) {
-        std::fill(dk + (b * T_ + t) * kvd + kvh * hd, dk + (b * T_ + t) * kvd + (kvh + 1) * hd, T(0));
-        std::fill(dv + (b * T_ + t) * kvd + kvh * hd, dv + (b * T_ + t) * kvd + (kvh + 1) * hd, T(0));
+        std::fill(dK + t * kvd, dK + t * kvd + hd, T(0));
+        std::fill(dV + t * kvd, dV + t * kvd + hd, T(0));
       }
-      for (size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h)
-        for (size_t t = 0; t < T_; ++t) {
-          const T* a = att + ((b * s.n_heads + h) * T_ + t) * T_;
-          const T* dot_ = dout + (b * T_ + t) * qd + h * hd;
-          const T* qt = q + (b * T_ + t) * qd + h * hd;
-          T* dqt = dq + (b * T_ + t) * qd + h * hd;
-          // out = Σ_j a_j v_j:  da_j = dout·v_j,  dv_j += a_j·dout
-          T dsum = 0;
-          for (size_t j = 0; j <= t; ++j) {
-            const T* vj = v + (b * T_ + j) * kvd + kvh * hd;
-            T* dvj = dv + (b * T_ + j) * kvd + kvh * hd;
-            T dot = 0;
-            for (size_t e = 0; e < hd; ++e) {
-              dot += dot_[e] * vj[e];
-              dvj[e] += a[j] * dot_[e];
-            }
-            da[j] = dot;
-            dsum += a[j] * dot;
-          }
-          // softmax: ds_j = a_j·(da_j − Σ a·da); scores = scale·q·k_j
-          std::fill(dqt, dqt + hd, T(0));
-          for (size_t j = 0; j <= t; ++j) {
-            const T ds = a[j] * (da[j] - dsum) * scale;
-            const T* kj = k + (b * T_ + j) * kvd + kvh * hd;
-            T* dkj = dk + (b * T_ + j) * kvd + kvh * hd;
-            for (size_t e = 0; e < hd; ++e) {
-              dqt[e] += ds * kj[e];
-              dkj[e] += ds * qt[e];
-            }
-          }
+      for (size_t h = kvh * s.group(); h < (kvh + 1) * s.group(); ++h) {
+        const T* P = att + (b * s.n_heads + h) * T_ * T_;
+        const T* Q = q + b * T_ * qd + h * hd;
+        const T* dO = dout + b * T_ * qd + h * hd;
+        for (size_t r0 = 0; r0 < T_; r0 += kAttnRows) {  // out = P·V:  dP[r][0..r1) = dO[r]·V[0..r1)ᵀ
+          const size_t r1 = std::min(T_, r0 + kAttnRows);
+          matmul<B>(Trans::no, Trans::yes, r1 - r0, r1, hd, dO + r0 * qd, qd, V, kvd, dS + r0 * T_, T_, false, serial);
         }
+        for (size_t t = 0; t < T_; ++t) {  // softmax: dS = P ⊙ (dP − Σ P·dP) · scale (scores = scale·q·k)
+          const T* a = P + t * T_;
+          T* d = dS + t * T_;
+          T dsum = 0;
+          for (size_t j = 0; j <= t; ++j) dsum += a[j] * d[j];
+          for (size_t j = 0; j <= t; ++j) d[j] = a[j] * (d[j] - dsum) * scale;
+          std::fill(d + t + 1, d + T_, T(0));
+        }
+        for (size_t r0 = 0; r0 < T_; r0 += kAttnRows) {
+          const size_t r1 = std::min(T_, r0 + kAttnRows);
+          // dQ[r] = dS[r][0..r1) · K[0..r1)
+          matmul<B>(Trans::no, Trans::no, r1 - r0, hd, r1, dS + r0 * T_, T_, K, kvd, dq + b * T_ * qd + h * hd + r0 * qd,
+                    qd, false, serial);
+          // dK[r] += Σ_{t ≥ r0} dS[t][r]·Q[t],  dV[r] += Σ_{t ≥ r0} P[t][r]·dO[t]  (rows r of this block)
+          matmul<B>(Trans::yes, Trans::no, r1 - r0, hd, T_ - r0, dS + r0 * T_ + r0, T_, Q + r0 * qd, qd, dK + r0 * kvd,
+                    kvd, true, serial);
+          matmul<B>(Trans::yes, Trans::no, r1 - r0, hd, T_ - r0, P + r0 * T_ + r0, T_, dO + r0 * qd, qd, dV + r0 * kvd,
+                    kvd, true, serial);
+        }
+      }
     }
   });
 }
