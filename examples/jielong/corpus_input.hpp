@@ -107,9 +107,15 @@ inline Result<train::Corpus> build_corpus(const std::vector<CorpusFile>& files, 
   train::Corpus corpus(opts);
   ProgressLine progress("reading", "files");
   for (size_t i = 0; i < files.size(); ++i) {
-    if (interrupt.interrupted()) return make_error(Code::cancelled, "interrupted while reading the corpus");
+    if (interrupt.interrupted()) {
+      progress.finish();
+      return make_error(Code::cancelled, "interrupted while reading the corpus");
+    }
     auto text = read_corpus_file(files[i].path);
-    if (!text.ok()) return text.status();
+    if (!text.ok()) {
+      progress.finish();
+      return text.status();
+    }
     corpus.add(files[i].source, files[i].format, *text);
     progress.update(static_cast<double>(i + 1), static_cast<double>(files.size()));
   }
