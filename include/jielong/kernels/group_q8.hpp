@@ -61,7 +61,9 @@ inline void matmul(const WeightView& w, const float* x, size_t n_tokens, float* 
         for (size_t g = 0; g < cols / G; ++g) {
           int32_t ival = 0;
           for (size_t k = 0; k < G; ++k) ival += int32_t{q[g * G + k]} * int32_t{wr[g * G + k]};
-          val += static_cast<float>(ival) * ws[g] * s[g];
+          // runq.c rounds the product before the add; left free, g++ fuses the two
+          // into one FMA or not depending on the -march it tunes for.
+          val += quants::mul_rounded(static_cast<float>(ival) * ws[g], s[g]);
         }
         y[t * w.rows + r] = val;
       }
