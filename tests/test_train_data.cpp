@@ -181,6 +181,8 @@ TEST_CASE("Corpus: each filter removes what it should and the report counts it")
   CHECK(r.kept_docs == 2);
   CHECK(r.kept_bytes == c.train()[0].size() + c.train()[1].size());
   CHECK(c.report().to_string().find("mine") != std::string::npos);
+  CHECK(r.removed_bytes[static_cast<size_t>(Removal::too_short)] == 10);  // "Too short."
+  CHECK(c.report().to_string().find("bytes removed: too short 10,") != std::string::npos);
   // Prose and dictionary punctuation is not a symbol; | + / * are.
   CHECK(train::detail::symbol_ratio("Abate, n. [Obs.] \"(a-b)\"; & so: on! ok?") == 0.0);
   CHECK(train::detail::symbol_ratio("a|b+ c/d*") == doctest::Approx(4.0 / 8.0));

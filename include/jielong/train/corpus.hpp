@@ -93,7 +93,16 @@ struct CorpusReport {
       total.files += x.files, total.bytes_in += x.bytes_in, total.documents += x.documents;
       total.bytes_clean += x.bytes_clean, total.kept_docs += x.kept_docs, total.kept_bytes += x.kept_bytes;
       for (size_t k = 0; k < kRemovals; ++k) total.removed_docs[k] += x.removed_docs[k];
+      for (size_t k = 0; k < kRemovals; ++k) total.removed_bytes[k] += x.removed_bytes[k];
     }
+    s += "bytes removed:";
+    for (size_t k = 0; k < kRemovals; ++k) {
+      const std::string_view name = removal_name(static_cast<Removal>(k));
+      std::snprintf(line, sizeof line, "%s %.*s %zu", k ? "," : "", static_cast<int>(name.size()), name.data(),
+                    total.removed_bytes[k]);
+      s += line;
+    }
+    s += "\n";
     std::snprintf(line, sizeof line, "train: %zu documents, %zu bytes; validation: %zu documents, %zu bytes\n", train_docs,
                   train_bytes, validation_docs, validation_bytes);
     s += line;
