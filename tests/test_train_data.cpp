@@ -448,6 +448,9 @@ TEST_CASE("jielong train-tokenizer and prepare-data: the shards decode to the li
     }
     CHECK(decoded == *docs);
   }
+  std::string val_text;
+  for (const std::string& d : corpus.validation()) val_text += d + "\n\n";
+  CHECK(slurp(out + "/val.txt") == val_text);
   const std::string report = slurp(out + "/report.txt");
   CHECK(report.find("fortunes") != std::string::npos);
   CHECK(report.find("prose") != std::string::npos);

@@ -1,6 +1,7 @@
 // jielong prepare-data: a corpus cleaned, filtered, split and tokenised into
 // token shards (DIR/train.bin, DIR/val.bin; format in train/shards.hpp), with
-// the filter report in DIR/report.txt. Each document is encoded with the
+// the filter report in DIR/report.txt and the validation documents as text in
+// DIR/val.txt (each followed by a blank line). Each document is encoded with the
 // tokenizer's BOS (<|endoftext|> for train-tokenizer's vocabularies) in front.
 #pragma once
 
@@ -22,7 +23,7 @@ inline int cmd_prepare_data(Args& args) {
   Flags flags("prepare-data", "-m TOKENIZER.gguf -o DIR [options] FILE|DIR...",
               "Clean, filter, split and tokenise a corpus into DIR/train.bin and DIR/val.bin.");
   flags.add_string("-m,--model", &tokenizer_path, "GGUF whose tokenizer encodes the text (e.g. from train-tokenizer)");
-  flags.add_string("-o,--out", &out_dir, "folder for train.bin, val.bin and report.txt");
+  flags.add_string("-o,--out", &out_dir, "folder for train.bin, val.bin, val.txt and report.txt");
   corpus_flags.add_to(flags);
   if (auto rc = flags.parse(args)) return *rc;
   if (tokenizer_path.empty() || out_dir.empty()) {
@@ -89,10 +90,23 @@ inline int cmd_prepare_data(Args& args) {
     std::fprintf(stderr, "%s", line);
     summary += line;
   }
+  // The held-out text itself, for measuring general compressors (xz,
+  // zstd) in bits per byte beside a model's validation loss.
+  const std::string val_text = (std::filesystem::path(out_dir) / "val.txt").string();
+  std::FILE* f = std::fopen(val_text.c_str(), "wb");
+  bool ok = f != nullptr;
+  for (size_t i = 0; ok && i < corpus->validation().size(); ++i) {
+    const std::string& d = corpus->validation()[i];
+    ok = std::fwrite(d.data(), 1, d.size(), f) == d.size() && std::fputs("\n\n", f) >= 0;
+  }
   const std::string report_path = (std::filesystem::path(out_dir) / "report.txt").string();
-  if (std::FILE* f = std::fopen(report_path.c_str(), "w")) {
-    std::fputs(summary.c_str(), f);
-    std::fclose(f);
+  std::FILE* r = ok ? std::fopen(report_path.c_str(), "w") : nullptr;
+  ok = r && std::fputs(summary.c_str(), r) >= 0;
+  if (f) ok = std::fclose(f) == 0 && ok;
+  if (r) ok = std::fclose(r) == 0 && ok;
+  if (!ok) {
+    std::fprintf(stderr, "jielong prepare-data: cannot write %s and %s\n", val_text.c_str(), report_path.c_str());
+    return 1;
   }
   return 0;
 }
