@@ -1,13 +1,16 @@
 // Byte-level BPE training: merges on small texts worked out by hand, the
-// vocabulary through GGUF and back into text::Tokenizer, exact round trips on
+// incremental trainer against a plain recounting twin, the vocabulary
+// through GGUF and back into text::Tokenizer, exact round trips on
 // real text, and, where llama.cpp's llama-tokenize is at hand
 // ($LLAMA_CPP_BIN), the same ids from it.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -95,6 +98,64 @@ TEST_CASE("BPE: words from the GPT-2 pre-tokenizer; ties by id; the vocabulary s
   CHECK(unknown.status().code() == Code::unsupported);
 }
 
+namespace {
+
+// The plain way, as a twin of the incremental trainer: recount every pair
+// over all words before each merge, take the most frequent (ties: smaller
+// left id, then smaller right id), merge it left to right everywhere.
+// Returns the merges as "left right" in GPT-2 spelling.
+std::vector<std::string> naive_merges(const std::vector<std::string>& docs, size_t n_merges, uint64_t min_count) {
+  auto preset = text::find_pretokenizer_preset("gpt-2");
+  auto pt = text::PreTokenizer::create(preset->regexes);
+  REQUIRE(pt.ok());
+  std::map<std::string, uint64_t> counts;
+  text::PreTokenizer::Scratch scratch;
+  std::vector<std::string> words;
+  for (const std::string& d : docs) {
+    pt->split(d, words, scratch);
+    for (const std::string& w : words) ++counts[w];
+  }
+  std::vector<std::string> bytes;  // id -> bytes
+  for (int b = 0; b < 256; ++b) bytes.emplace_back(1, static_cast<char>(b));
+  std::vector<std::pair<std::vector<int32_t>, uint64_t>> seqs;
+  for (const auto& [w, c] : counts) {
+    std::vector<int32_t> s;
+    for (char ch : w) s.push_back(static_cast<uint8_t>(ch));
+    seqs.emplace_back(std::move(s), c);
+  }
+  auto spell = [](const std::string& b) {
+    std::string s;
+    text::append_byte_encoded(s, b);
+    return s;
+  };
+  std::vector<std::string> merges;
+  while (merges.size() < n_merges) {
+    std::map<std::pair<int32_t, int32_t>, uint64_t> pairs;  // ordered: ties resolve to the smallest key
+    for (const auto& [s, c] : seqs)
+      for (size_t i = 0; i + 1 < s.size(); ++i) pairs[{s[i], s[i + 1]}] += c;
+    std::pair<int32_t, int32_t> best{-1, -1};
+    uint64_t best_count = 0;
+    for (const auto& [p, c] : pairs)
+      if (c > best_count) best = p, best_count = c;
+    if (best_count < min_count || best_count == 0) break;
+    const std::string joined = bytes[best.first] + bytes[best.second];
+    int32_t id = static_cast<int32_t>(std::find(bytes.begin(), bytes.end(), joined) - bytes.begin());
+    if (id == static_cast<int32_t>(bytes.size())) bytes.push_back(joined);
+    merges.push_back(spell(bytes[best.first]) + " " + spell(bytes[best.second]));
+    for (auto& [s, c] : seqs) {
+      std::vector<int32_t> out;
+      for (size_t i = 0; i < s.size();) {
+        if (i + 1 < s.size() && s[i] == best.first && s[i + 1] == best.second) out.push_back(id), i += 2;
+        else out.push_back(s[i++]);
+      }
+      s = std::move(out);
+    }
+  }
+  return merges;
+}
+
+}  // namespace
+
 TEST_CASE("BPE: deterministic, and the same ids after a GGUF round trip") {
   std::vector<std::string> docs;
   for (int i = 0; i < 200; ++i)
@@ -141,6 +202,25 @@ std::optional<std::string> fortunes_text() {
 }
 
 }  // namespace
+
+TEST_CASE("BPE: the incremental trainer makes the plain recounting trainer's merges") {
+  auto check = [](const std::vector<std::string>& docs) {
+    const text::Vocab v = train_on(docs, 256 + 400 + 1);
+    const std::vector<std::string> twin = naive_merges(docs, v.merges.size(), 2);
+    REQUIRE(v.merges.size() >= 60);
+    CHECK(v.merges == twin);
+  };
+  std::vector<std::string> docs;
+  for (int i = 0; i < 300; ++i)
+    docs.push_back("Item " + std::to_string(i * 37) + ": the rain in Spain stays mainly in the plain, aaaa " +
+                   std::to_string(i % 7) + " caf\xC3\xA9 said 'ok'.");
+  check(docs);
+  if (const auto text = fortunes_text()) {
+    Corpus corpus;
+    corpus.add("fortunes", SourceFormat::fortune, *text);
+    check(corpus.train());
+  }
+}
 
 TEST_CASE("BPE: exact round trip on real text (fortunes), and fewer tokens than bytes") {
   const auto text = fortunes_text();
