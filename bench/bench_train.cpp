@@ -92,7 +92,36 @@ void BM_FmaPeak(benchmark::State& state) {
 }
 BENCHMARK(BM_FmaPeak)->Unit(benchmark::kMillisecond)->UseManualTime();
 
+#if JIELONG_HAVE_GEMM_BF16
+// The same probe for vdpbf16ps (16 chains per thread): FLOP/s counting a
+// lane's two products and two adds as four.
+void BM_Bf16DotPeak(benchmark::State& state) {
+  constexpr size_t kChains = 16, kSteps = size_t{1} << 20;
+  const size_t n_threads = pool().concurrency();
+  std::vector<float> sink(n_threads * 64);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    pool().run(n_threads, [&](size_t t) {
+      __m512 acc[kChains];
+      const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3380);
+      for (size_t j = 0; j < kChains; ++j) acc[j] = _mm512_set1_ps(static_cast<float>(j));
+      for (size_t i = 0; i < kSteps; ++i) {
+#pragma GCC unroll 16
+        for (size_t j = 0; j < kChains; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], a, b);
+      }
+      __m512 s = acc[0];
+      for (size_t j = 1; j < kChains; ++j) s = _mm512_add_ps(s, acc[j]);
+      sink[t * 64] = _mm512_reduce_add_ps(s);
+    });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  report_flops(state, 4.0 * 16 * kChains * kSteps * static_cast<double>(n_threads), t0);
+}
+BENCHMARK(BM_Bf16DotPeak)->Unit(benchmark::kMillisecond)->UseRealTime();
+#endif
+
 // args: case (0 forward X·Wᵀ, 1 dX = dY·W, 2 dW += dYᵀ·X), tokens, out, in.
+template <class B>
 void BM_Gemm(benchmark::State& state) {
   const int which = static_cast<int>(state.range(0));
   const size_t tokens = static_cast<size_t>(state.range(1)), out = static_cast<size_t>(state.range(2)),
@@ -104,15 +133,15 @@ void BM_Gemm(benchmark::State& state) {
   for (auto _ : state) {
     switch (which) {
       case 0:
-        k::gemm<k::Best>(k::Trans::no, k::Trans::yes, tokens, out, in, x.data(), in, w.data(), in, y.data(), out, false,
+        k::gemm<B>(k::Trans::no, k::Trans::yes, tokens, out, in, x.data(), in, w.data(), in, y.data(), out, false,
                          pool());
         break;
       case 1:
-        k::gemm<k::Best>(k::Trans::no, k::Trans::no, tokens, in, out, dy.data(), out, w.data(), in, dx.data(), in, false,
+        k::gemm<B>(k::Trans::no, k::Trans::no, tokens, in, out, dy.data(), out, w.data(), in, dx.data(), in, false,
                          pool());
         break;
       default:
-        k::gemm<k::Best>(k::Trans::yes, k::Trans::no, out, in, tokens, dy.data(), out, x.data(), in, dw.data(), in, true,
+        k::gemm<B>(k::Trans::yes, k::Trans::no, out, in, tokens, dy.data(), out, x.data(), in, dw.data(), in, true,
                          pool());
         break;
     }
@@ -122,11 +151,17 @@ void BM_Gemm(benchmark::State& state) {
   static const char* names[] = {"fwd_XWt", "bwd_dYW", "bwd_dYtX"};
   state.SetLabel(names[which]);
 }
-BENCHMARK(BM_Gemm)
+BENCHMARK_TEMPLATE(BM_Gemm, k::Best)
     ->ArgsProduct({{0, 1, 2}, {1024}, {768}, {768}})   // GPT-2 small's attention projection, 1024 tokens
     ->ArgsProduct({{0, 1, 2}, {1024}, {3072}, {768}})  // its MLP
     ->ArgsProduct({{0, 1, 2}, {512}, {384}, {384}})    // a 6-layer 384-wide model
     ->ArgsProduct({{0, 1, 2}, {1024}, {512}, {64}})    // stories260K-sized: classifier of a 64-wide model
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+// bf16 products with f32 sums: of_peak stays against the f32 probe (one
+// vdpbf16ps does two multiply-adds a lane, so its peak is twice that).
+BENCHMARK_TEMPLATE(BM_Gemm, k::Avx512Bf16)
+    ->ArgsProduct({{0, 1, 2}, {1024}, {768}, {768}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
@@ -135,6 +170,7 @@ BENCHMARK(BM_Gemm)
 // llm.c's benchmark does: 6·params + 12·layers·T·width per token (the
 // matrix products forward and backward, and attention's scores and mixing).
 // args: width, layers, heads, kv heads, feed-forward, vocabulary, B, T.
+template <class Backend>
 void BM_TrainStep(benchmark::State& state) {
   model::HParams hp;
   hp.n_embd = static_cast<size_t>(state.range(0));
@@ -147,12 +183,12 @@ void BM_TrainStep(benchmark::State& state) {
   const size_t B = static_cast<size_t>(state.range(6)), T = static_cast<size_t>(state.range(7));
   hp.n_ctx_train = T;
   hp.tied_embeddings = true;
-  auto created = train::Model<float>::create(hp, B, T);
+  auto created = train::Model<float, Backend>::create(hp, B, T);
   if (!created.ok()) {
     state.SkipWithError(created.status().to_string().c_str());
     return;
   }
-  train::Model<float>& m = created.value();
+  train::Model<float, Backend>& m = created.value();
   io::detail::NormalStream normal{1};
   train::init_params(m.layout(), m.params(), normal);
   std::vector<int32_t> tokens(B * T), targets(B * T);
@@ -178,10 +214,15 @@ void BM_TrainStep(benchmark::State& state) {
   state.counters["tok/s"] = benchmark::Counter(static_cast<double>(B * T), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["params"] = params;
 }
-BENCHMARK(BM_TrainStep)
+BENCHMARK_TEMPLATE(BM_TrainStep, k::Best)
     ->Args({64, 5, 8, 4, 172, 512, 4, 256})      // stories260K's shape
     ->Args({128, 4, 4, 4, 384, 2048, 8, 128})    // ~1M parameters
     ->Args({384, 6, 6, 6, 1024, 50257, 4, 256})  // llm.c's small_L6C384 (GPT-2 vocabulary, tied), SwiGLU width 1024
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(2.0);
+BENCHMARK_TEMPLATE(BM_TrainStep, k::Avx512Bf16)
+    ->Args({384, 6, 6, 6, 1024, 50257, 4, 256})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(2.0);

@@ -54,9 +54,10 @@ Problem make(k::Trans ta, k::Trans tb, size_t m, size_t n, size_t kk, bool small
   return p;
 }
 
+template <class B = k::Best>
 std::vector<float> run(const Problem& p, bool accumulate, Executor& ex) {
   std::vector<float> c = p.c;
-  k::gemm<k::Best>(p.ta, p.tb, p.m, p.n, p.k, p.a.data(), p.lda, p.b.data(), p.ldb, c.data(), p.ldc, accumulate, ex);
+  k::gemm<B>(p.ta, p.tb, p.m, p.n, p.k, p.a.data(), p.lda, p.b.data(), p.ldb, c.data(), p.ldc, accumulate, ex);
   return c;
 }
 std::vector<float> run_ref(const Problem& p, bool accumulate) {
@@ -157,4 +158,57 @@ TEST_CASE("gemm on Scalar is gemm_ref") {
   std::vector<float> c = p.c;
   k::gemm<k::Scalar>(p.ta, p.tb, p.m, p.n, p.k, p.a.data(), p.lda, p.b.data(), p.ldb, c.data(), p.ldc, false, pool2);
   CHECK(c == run_ref(p, false));
+}
+
+// bf16 products (Avx512Bf16). Small integers are exact in bf16 (8
+// significant bits), so on them the bf16 path must also equal the definition
+// bit for bit, odd depths included (the last pair padded with a zero).
+TEST_CASE("gemm on Avx512Bf16 equals gemm_ref exactly on small integers") {
+#if !JIELONG_HAVE_GEMM_BF16
+  MESSAGE("this build has no AVX512_BF16: Avx512Bf16 runs the f32 path");
+#else
+  if (!k::gemm_detail::cpu_has_bf16()) MESSAGE("this CPU has no AVX512_BF16: Avx512Bf16 runs the f32 path");
+#endif
+  SerialExecutor serial;
+  uint32_t seed = 500;
+  for (const auto& tt : kCases)
+    for (size_t m : {size_t{1}, size_t{13}, size_t{121}})
+      for (size_t n : {size_t{3}, size_t{33}, size_t{300}})
+        for (size_t kk : {size_t{1}, size_t{7}, size_t{257}, size_t{300}}) {
+          CAPTURE(m);
+          CAPTURE(n);
+          CAPTURE(kk);
+          const Problem p = make(tt[0], tt[1], m, n, kk, true, seed++);
+          CHECK(run<k::Avx512Bf16>(p, true, serial) == run_ref(p, true));
+        }
+}
+
+// On normal values each input is rounded to bf16 (relative error ≤ 2⁻⁹), so
+// each product is within ~2⁻⁸ of its f32 value; with the f32 sum's γ_k the
+// result is within (2⁻⁸ + (k+1)·2⁻²⁴)·Σ|a·b| of the exact product.
+TEST_CASE("gemm on Avx512Bf16 is within the bf16 rounding bound on normal values") {
+  SerialExecutor serial;
+  ThreadPool pool2(2);
+  double worst_rel = 0;
+  for (const auto& tt : kCases) {
+    const Problem p = make(tt[0], tt[1], 67, 130, 301, false, 900);
+    const std::vector<float> c = run<k::Avx512Bf16>(p, false, serial);
+    CHECK(run<k::Avx512Bf16>(p, false, pool2) == c);
+    double worst = 0;
+    for (size_t i = 0; i < p.m; ++i)
+      for (size_t j = 0; j < p.n; ++j) {
+        double exact = 0, mag = 0;
+        for (size_t q = 0; q < p.k; ++q) {
+          const double av = tt[0] == k::Trans::no ? p.a[i * p.lda + q] : p.a[q * p.lda + i];
+          const double bv = tt[1] == k::Trans::no ? p.b[q * p.ldb + j] : p.b[j * p.ldb + q];
+          exact += av * bv;
+          mag += std::fabs(av * bv);
+        }
+        const double bound = (0x1p-8 + static_cast<double>(p.k + 1) * 0x1p-24) * mag;
+        worst = std::max(worst, std::fabs(c[i * p.ldc + j] - exact) / bound);
+        worst_rel = std::max(worst_rel, std::fabs(c[i * p.ldc + j] - exact) / mag);
+      }
+    CHECK(worst <= 1.0);
+  }
+  MESSAGE("bf16 products: largest error " << worst_rel << " of sum |a*b| (bound 2^-8 = 0.0039)");
 }

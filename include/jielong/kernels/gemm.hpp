@@ -26,6 +26,7 @@
 
 #include "jielong/config.hpp"  // HWY_WANT_AVX3_DL before any Highway header
 #include "jielong/core/executor.hpp"
+#include "jielong/core/half.hpp"
 #include "jielong/core/memory.hpp"
 #include "jielong/kernels/backend.hpp"
 
@@ -34,6 +35,12 @@
 namespace jielong::kernels {
 
 enum class Trans : uint8_t { no, yes };
+
+// A backend for gemm alone: bf16 products with f32 sums (AVX512_BF16) where
+// this build and CPU have them, the f32 blocked path otherwise. Inputs lose
+// their mantissa below 8 bits, so a product is within 2⁻⁸ relative of f32's;
+// training keeps f32 parameters, gradients and sums.
+struct Avx512Bf16 {};
 
 // The scalar twin: the definition, one dot product per element of C summed in
 // k order. Kept plain so it can catch the blocked path. T is float, or
@@ -104,25 +111,12 @@ inline void pack_b(Trans tb, const float* b, size_t ldb, size_t p0, size_t j0, s
   }
 }
 
-// C[mr][nr] (+)= Σ_p ap[p][·] ⊗ bp[p][·] for one kMR × kNR block; mr, nr may
-// be short at the edges (the packed zeros make the sums right, only the
-// store is cut).
-HWY_INLINE void micro_kernel(size_t kc, const float* HWY_RESTRICT ap, const float* HWY_RESTRICT bp, float* c,
-                             size_t ldc, size_t mr, size_t nr, bool add) noexcept {
+// C[mr][nr] (+)= the accumulators of one kMR × kNR block (two vectors a
+// row); the edges go through a tile on the stack.
+template <class V>
+HWY_INLINE void store_block(const V (&acc0)[kMR], const V (&acc1)[kMR], float* c, size_t ldc, size_t mr, size_t nr,
+                            bool add) noexcept {
   const hn::ScalableTag<float> d;
-  using V = decltype(hn::Zero(d));
-  V acc0[kMR], acc1[kMR];
-#pragma GCC unroll 12
-  for (size_t r = 0; r < kMR; ++r) acc0[r] = acc1[r] = hn::Zero(d);
-  for (size_t p = 0; p < kc; ++p) {
-    const V b0 = hn::LoadU(d, bp + p * kNR), b1 = hn::LoadU(d, bp + p * kNR + kLanes);
-#pragma GCC unroll 12
-    for (size_t r = 0; r < kMR; ++r) {
-      const V av = hn::Set(d, ap[p * kMR + r]);
-      acc0[r] = hn::MulAdd(av, b0, acc0[r]);
-      acc1[r] = hn::MulAdd(av, b1, acc1[r]);
-    }
-  }
   if (mr == kMR && nr == kNR) {
 #pragma GCC unroll 12
     for (size_t r = 0; r < kMR; ++r) {
@@ -145,6 +139,94 @@ HWY_INLINE void micro_kernel(size_t kc, const float* HWY_RESTRICT ap, const floa
   for (size_t r = 0; r < mr; ++r)
     for (size_t j = 0; j < nr; ++j) c[r * ldc + j] = add ? c[r * ldc + j] + tile[r * kNR + j] : tile[r * kNR + j];
 }
+
+// C[mr][nr] (+)= Σ_p ap[p][·] ⊗ bp[p][·] for one kMR × kNR block; mr, nr may
+// be short at the edges (the packed zeros make the sums right, only the
+// store is cut).
+HWY_INLINE void micro_kernel(size_t kc, const float* HWY_RESTRICT ap, const float* HWY_RESTRICT bp, float* c,
+                             size_t ldc, size_t mr, size_t nr, bool add) noexcept {
+  const hn::ScalableTag<float> d;
+  using V = decltype(hn::Zero(d));
+  V acc0[kMR], acc1[kMR];
+#pragma GCC unroll 12
+  for (size_t r = 0; r < kMR; ++r) acc0[r] = acc1[r] = hn::Zero(d);
+  for (size_t p = 0; p < kc; ++p) {
+    const V b0 = hn::LoadU(d, bp + p * kNR), b1 = hn::LoadU(d, bp + p * kNR + kLanes);
+#pragma GCC unroll 12
+    for (size_t r = 0; r < kMR; ++r) {
+      const V av = hn::Set(d, ap[p * kMR + r]);
+      acc0[r] = hn::MulAdd(av, b0, acc0[r]);
+      acc1[r] = hn::MulAdd(av, b1, acc1[r]);
+    }
+  }
+  store_block(acc0, acc1, c, ldc, mr, nr, add);
+}
+
+#if defined(__AVX512BF16__) && HWY_TARGET <= HWY_AVX3
+#define JIELONG_HAVE_GEMM_BF16 1
+// bf16 products with f32 sums (vdpbf16ps: each f32 lane adds the products of
+// one pair of bf16 lanes). Operands are rounded to bf16 (ties to even) as
+// they are packed, in pairs along k: A as [pair][row][2], B as
+// [pair][column][2], so one 32-bit broadcast of A meets 16 columns × 2 depths.
+inline bool cpu_has_bf16() noexcept {
+  static const bool has = __builtin_cpu_supports("avx512bf16");
+  return has;
+}
+
+inline void pack_a_bf16(Trans ta, const float* a, size_t lda, size_t i0, size_t p0, size_t mc, size_t kc,
+                        uint16_t* dst) noexcept {
+  const size_t pairs = (kc + 1) / 2;
+  for (size_t i = 0; i < mc; i += kMR) {
+    uint16_t* panel = dst + i * pairs * 2;
+    for (size_t pp = 0; pp < pairs; ++pp)
+      for (size_t r = 0; r < kMR; ++r)
+        for (size_t e = 0; e < 2; ++e) {
+          const size_t row = i0 + i + r, col = p0 + 2 * pp + e;
+          const bool inside = i + r < mc && 2 * pp + e < kc;
+          const float v = !inside ? 0.0f : ta == Trans::no ? a[row * lda + col] : a[col * lda + row];
+          panel[(pp * kMR + r) * 2 + e] = f32_to_bf16(v);
+        }
+  }
+}
+
+inline void pack_b_bf16(Trans tb, const float* b, size_t ldb, size_t p0, size_t j0, size_t kc, size_t nc,
+                        uint16_t* dst) noexcept {
+  const size_t pairs = (kc + 1) / 2;
+  for (size_t j = 0; j < nc; j += kNR) {
+    uint16_t* panel = dst + j * pairs * 2;
+    for (size_t pp = 0; pp < pairs; ++pp)
+      for (size_t c = 0; c < kNR; ++c)
+        for (size_t e = 0; e < 2; ++e) {
+          const size_t row = p0 + 2 * pp + e, col = j0 + j + c;
+          const bool inside = j + c < nc && 2 * pp + e < kc;
+          const float v = !inside ? 0.0f : tb == Trans::no ? b[row * ldb + col] : b[col * ldb + row];
+          panel[(pp * kNR + c) * 2 + e] = f32_to_bf16(v);
+        }
+  }
+}
+
+HWY_INLINE void micro_kernel_bf16(size_t pairs, const uint16_t* HWY_RESTRICT ap, const uint16_t* HWY_RESTRICT bp,
+                                  float* c, size_t ldc, size_t mr, size_t nr, bool add) noexcept {
+  const hn::ScalableTag<float> d;
+  using V = decltype(hn::Zero(d));
+  V acc0[kMR], acc1[kMR];
+#pragma GCC unroll 12
+  for (size_t r = 0; r < kMR; ++r) acc0[r] = acc1[r] = hn::Zero(d);
+  for (size_t pp = 0; pp < pairs; ++pp) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp + pp * kNR * 2);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(bp + pp * kNR * 2 + 32);
+#pragma GCC unroll 12
+    for (size_t r = 0; r < kMR; ++r) {
+      int32_t pair;
+      std::memcpy(&pair, ap + (pp * kMR + r) * 2, sizeof pair);
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+      acc0[r].raw = _mm512_dpbf16_ps(acc0[r].raw, av, b0);
+      acc1[r].raw = _mm512_dpbf16_ps(acc1[r].raw, av, b1);
+    }
+  }
+  store_block(acc0, acc1, c, ldc, mr, nr, add);
+}
+#endif
 
 // This thread's packing buffers, allocated on first use (nullptr if memory
 // ran out). Per thread, not per call: a training step runs thousands of
@@ -170,7 +252,8 @@ inline size_t tile_rows(size_t m, size_t n) noexcept {
 }  // namespace gemm_detail
 
 // C = op(A)·op(B), or C += op(A)·op(B) with `accumulate`, over `ex`.
-// Scalar runs the twin; every other backend the blocked path.
+// Scalar runs the twin; Avx512Bf16 the bf16 products; every other backend
+// the blocked f32 path.
 template <class B>
 void gemm(Trans ta, Trans tb, size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b, size_t ldb,
           float* c, size_t ldc, bool accumulate, Executor& ex) noexcept {
@@ -187,6 +270,10 @@ void gemm(Trans ta, Trans tb, size_t m, size_t n, size_t k, const float* a, size
         for (size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
       return;
     }
+    [[maybe_unused]] bool bf16 = false;  // the bf16 products, where asked for and the CPU has them
+#if JIELONG_HAVE_GEMM_BF16
+    if constexpr (std::is_same_v<B, Avx512Bf16>) bf16 = g::cpu_has_bf16();
+#endif
     const size_t mc_max = g::tile_rows(m, n);
     const size_t row_tiles = (m + mc_max - 1) / mc_max, col_tiles = (n + g::kNC - 1) / g::kNC;
     ex.run(row_tiles * col_tiles, [&](size_t task) {
@@ -202,6 +289,20 @@ void gemm(Trans ta, Trans tb, size_t m, size_t n, size_t k, const float* a, size
       for (size_t p0 = 0; p0 < k; p0 += g::kKC) {
         const size_t kc = std::min(g::kKC, k - p0);
         const bool add = accumulate || p0 > 0;
+#if JIELONG_HAVE_GEMM_BF16
+        if (bf16) {
+          auto* const ha = reinterpret_cast<uint16_t*>(pa);
+          auto* const hb = reinterpret_cast<uint16_t*>(pb);
+          const size_t pairs = (kc + 1) / 2;
+          g::pack_a_bf16(ta, a, lda, i0, p0, mc, kc, ha);
+          g::pack_b_bf16(tb, b, ldb, p0, j0, kc, nc, hb);
+          for (size_t j = 0; j < nc; j += g::kNR)
+            for (size_t i = 0; i < mc; i += g::kMR)
+              g::micro_kernel_bf16(pairs, ha + i * pairs * 2, hb + j * pairs * 2, c + (i0 + i) * ldc + j0 + j, ldc,
+                                   std::min(g::kMR, mc - i), std::min(g::kNR, nc - j), add);
+          continue;
+        }
+#endif
         g::pack_a(ta, a, lda, i0, p0, mc, kc, pa);
         g::pack_b(tb, b, ldb, p0, j0, kc, nc, pb);
         for (size_t j = 0; j < nc; j += g::kNR)
