@@ -136,6 +136,12 @@ TEST_CASE("text: paragraphs; format names and guesses") {
   CHECK(guess_source_format("/usr/share/games/fortunes/computers") == SourceFormat::fortune);
   CHECK(guess_source_format("/usr/share/wordnet/data.noun") == SourceFormat::wordnet);
   CHECK(guess_source_format("/usr/share/wordnet/index.noun") == SourceFormat::text);
+  CHECK(is_corpus_side_file("/usr/share/dictd/gcide.index"));
+  CHECK(is_corpus_side_file("/usr/share/wordnet/index.noun"));
+  CHECK(is_corpus_side_file("/usr/share/wordnet/cntlist.rev"));
+  CHECK_FALSE(is_corpus_side_file("/usr/share/wordnet/data.noun"));
+  CHECK_FALSE(is_corpus_side_file("/usr/share/dictd/gcide.dict.dz"));
+  CHECK_FALSE(is_corpus_side_file("/usr/share/games/fortunes/index"));
   CHECK(*parse_source_format("jargon") == SourceFormat::jargon);
   const auto bad = parse_source_format("html");
   REQUIRE(!bad.ok());

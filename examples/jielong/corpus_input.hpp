@@ -1,6 +1,6 @@
 // The text files of train-tokenizer and prepare-data: files and folders
-// (walked recursively, in name order; symbolic links and binary files
-// skipped), read whole, .gz and .dz (dictzip) ones through `gzip -dc`.
+// (walked recursively, in name order; symbolic links, binary files and a
+// package's index files skipped), read whole, .gz and .dz (dictzip) ones through `gzip -dc`.
 #pragma once
 
 #include <algorithm>
@@ -86,7 +86,8 @@ inline Result<std::vector<CorpusFile>> collect_corpus_files(const std::vector<st
     if (fs::is_directory(in, ec)) {
       std::vector<std::string> found;
       for (auto it = fs::recursive_directory_iterator(in, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-        if (!it->is_symlink(ec) && it->is_regular_file(ec) && !looks_binary(it->path().string()))
+        if (!it->is_symlink(ec) && it->is_regular_file(ec) && !train::is_corpus_side_file(it->path().string()) &&
+            !looks_binary(it->path().string()))
           found.push_back(it->path().string());
       if (ec) return make_error(Code::io_error, in + ": cannot list: " + ec.message());
       std::sort(found.begin(), found.end());

@@ -67,6 +67,18 @@ inline SourceFormat guess_source_format(std::string_view path) {
   return SourceFormat::text;
 }
 
+// Files that sit beside a corpus's text in its package and are not text to
+// learn from: dictd indexes (*.index) and WordNet's files other than its
+// data.* (word indexes, sense counts, exception lists, verb frames). A folder
+// walk skips them, so a package's whole folder can be given.
+inline bool is_corpus_side_file(std::string_view path) {
+  const size_t slash = path.rfind('/');
+  const std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  if (base.size() > 6 && base.substr(base.size() - 6) == ".index") return true;
+  const bool in_wordnet = path.find("/wordnet/") != std::string_view::npos || path.substr(0, 8) == "wordnet/";
+  return in_wordnet && base.substr(0, 5) != "data.";
+}
+
 namespace detail {
 
 // Splits text into lines without their '\n' (a '\r' before it goes too).
