@@ -92,6 +92,16 @@ TEST_CASE("BPE: words from the GPT-2 pre-tokenizer; ties by id; the vocabulary s
   CHECK(capped.merges[1] == "h e");
   CHECK(capped.tokens.size() == 259u);
 
+  // 257: the bytes and <|endoftext|>, no merges; every text is its bytes.
+  const text::Vocab bytes_only = train_on({"the cat the hat"}, 257);
+  CHECK(bytes_only.merges.empty());
+  REQUIRE(bytes_only.tokens.size() == 257u);
+  auto byte_tok = text::Tokenizer::create(bytes_only);
+  REQUIRE(byte_tok.ok());
+  auto byte_ids = byte_tok->encode("hat\xC3\xA9", {.add_bos = false});
+  REQUIRE(byte_ids.ok());
+  CHECK(*byte_ids == std::vector<int32_t>{'h', 'a', 't', 0xC3, 0xA9});
+
   auto bad = BpeTrainer::create({.vocab_size = 256});
   CHECK(bad.status().code() == Code::invalid_argument);
   auto unknown = BpeTrainer::create({.vocab_size = 300, .pre = "no-such"});
