@@ -21,9 +21,15 @@
 #include "jielong/core/executor.hpp"
 #include "jielong/kernels/backend.hpp"
 #include "jielong/kernels/gemm.hpp"
+#include "jielong/kernels/kernels.hpp"
 #include "jielong/kernels/scalar.hpp"
 
 namespace jielong::train::ops {
+
+// The backend of the element-wise kernels (softmax, scale) for a GEMM
+// backend: Avx512Bf16 names a GEMM only, the rest of its work runs on Best.
+template <class B>
+using VectorOps = std::conditional_t<std::is_same_v<B, kernels::Avx512Bf16>, kernels::Best, B>;
 
 namespace detail {
 // Rows per task for row-wise work of `width` values: about 16k values a task.
@@ -181,6 +187,12 @@ void attention_forward(T* out, T* att, const T* q, const T* k, const T* v, const
       }
       for (size_t t = 0; t < T_; ++t) {  // P[t] = softmax(scale · P[t][0..t]), zeros after t
         T* a = P + t * T_;
+        std::fill(a + t + 1, a + T_, T(0));
+        if constexpr (std::is_same_v<T, float>) {  // the engine's kernels, as its attention runs them
+          kernels::scale<VectorOps<B>>(a, scale, t + 1);
+          kernels::softmax<VectorOps<B>>(a, t + 1);
+          continue;
+        }
         T max = -INFINITY;
         for (size_t j = 0; j <= t; ++j) {
           a[j] *= scale;
@@ -193,7 +205,6 @@ void attention_forward(T* out, T* att, const T* q, const T* k, const T* v, const
         }
         const T inv = static_cast<T>(1.0 / sum);
         for (size_t j = 0; j <= t; ++j) a[j] *= inv;
-        std::fill(a + t + 1, a + T_, T(0));
       }
       for (size_t r0 = 0; r0 < T_; r0 += kAttnRows) {  // O[r] = P[r][0..r1) · V[0..r1)
         const size_t r1 = std::min(T_, r0 + kAttnRows);
