@@ -1,8 +1,6 @@
 // Reading a Vocab from GGUF metadata (the tokenizer.ggml.* keys), with the
 // defaults and per-family fix-ups llama.cpp applies, and the Tokenizer built
-// from it. `Metadata` is any reader with find / get_string / get_int /
-// get_bool / get_array (GgufMetadata here; a full GGUF reader of the same shape
-// works too).
+// from it. The metadata comes from io/gguf.hpp, the one GGUF parser.
 #pragma once
 
 #include <string>
@@ -10,16 +8,15 @@
 #include <vector>
 
 #include "jielong/core/status.hpp"
+#include "jielong/io/gguf.hpp"
 #include "jielong/io/gguf_writer.hpp"
-#include "jielong/text/gguf_metadata.hpp"
 #include "jielong/text/pretokenizer.hpp"
 #include "jielong/text/tokenizer.hpp"
 #include "jielong/text/vocab.hpp"
 
 namespace jielong::text {
 
-template <class Metadata>
-Result<Vocab> vocab_from_gguf(const Metadata& file) {
+inline Result<Vocab> vocab_from_gguf(const io::GgufFile& file) {
   auto model = file.get_string("tokenizer.ggml.model");
   if (!model.ok()) return model.status();
   VocabKind kind;
@@ -167,15 +164,14 @@ inline void add_vocab_metadata(io::GgufWriter& w, const Vocab& v) {
   if (!v.chat_template.empty()) w.add_string("tokenizer.chat_template", v.chat_template);
 }
 
-template <class Metadata>
-Result<Tokenizer> tokenizer_from_gguf(const Metadata& file) {
+inline Result<Tokenizer> tokenizer_from_gguf(const io::GgufFile& file) {
   auto v = vocab_from_gguf(file);
   if (!v.ok()) return v.status();
   return Tokenizer::create(std::move(*v));
 }
 
 inline Result<Tokenizer> Tokenizer::from_gguf(const std::string& path) {
-  auto meta = GgufMetadata::open(path);
+  auto meta = io::GgufFile::open(path);
   if (!meta.ok()) return meta.status();
   auto t = tokenizer_from_gguf(*meta);
   if (!t.ok()) return Status(t.status()).prefix(path);
