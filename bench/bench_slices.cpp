@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "jielong/io/quantize.hpp"
-#include "jielong/io/synth.hpp"
+#include "jielong/model/synth.hpp"
 #include "jielong/run/load.hpp"
 #include "jielong/run/session.hpp"
 
@@ -33,11 +33,11 @@ const run::LoadedModel* sm135() {
     const char* env = std::getenv("JIELONG_SM135_Q4_0");
     const std::string path = env && *env ? env : "/tmp/jielong-sm135-q4_0.gguf";
     if (!std::filesystem::exists(path)) {
-      io::SynthSpec spec;
+      model::SynthSpec spec;
       spec.n_embd = 576, spec.n_ff = 1536, spec.n_layers = 30, spec.n_heads = 9, spec.n_kv_heads = 3;
       spec.n_vocab = 32000, spec.n_ctx = 2048, spec.tied = true;
       spec.mix = io::find_quant_mix("q4_0");
-      if (!spec.mix || !io::write_synth_model(spec, path).is_ok()) return nullptr;
+      if (!spec.mix || !model::write_synth_model(spec, path).is_ok()) return nullptr;
     }
     auto lm = run::load(path);
     return lm.ok() ? new run::LoadedModel(std::move(*lm)) : nullptr;

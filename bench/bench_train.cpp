@@ -18,7 +18,7 @@
 #include "jielong/core/executor.hpp"
 #include "jielong/kernels/gemm.hpp"
 #include "jielong/kernels/kernels.hpp"
-#include "jielong/io/synth.hpp"
+#include "jielong/model/synth.hpp"
 #include "jielong/train/adamw.hpp"
 #include "jielong/train/model.hpp"
 
@@ -189,7 +189,7 @@ void BM_TrainStep(benchmark::State& state) {
     return;
   }
   train::Model<float, Backend>& m = created.value();
-  io::detail::NormalStream normal{1};
+  model::detail::NormalStream normal{1};
   train::init_params(m.layout(), m.params(), normal);
   std::vector<int32_t> tokens(B * T), targets(B * T);
   for (size_t i = 0; i < tokens.size(); ++i) {

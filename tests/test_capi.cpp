@@ -1,5 +1,5 @@
 // The C API: this file is the one translation unit with the implementation.
-// It drives a model written by io/synth through the C functions only and
+// It drives a model written by model/synth.hpp through the C functions only and
 // compares with the C++ Session on the same file; it also compiles jielong.h
 // and the C example as C99 with -Wall -Wextra -Werror -pedantic.
 #define JIELONG_IMPLEMENTATION
@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "jielong/io/synth.hpp"
+#include "jielong/model/synth.hpp"
 #include "jielong/run/load.hpp"
 #include "jielong/run/generate.hpp"
 #include "jielong/run/session.hpp"
@@ -30,7 +30,7 @@ namespace {
 const std::string& model_path() {
   static const std::string path = [] {
     std::string p = "/tmp/jielong_test_capi_" + std::to_string(::getpid()) + ".gguf";
-    io::SynthSpec spec;
+    model::SynthSpec spec;
     spec.n_embd = 128;
     spec.n_ff = 256;
     spec.n_layers = 2;
@@ -38,7 +38,7 @@ const std::string& model_path() {
     spec.n_kv_heads = 2;
     spec.n_vocab = 300;
     spec.n_ctx = 256;
-    const Status st = io::write_synth_model(spec, p);
+    const Status st = model::write_synth_model(spec, p);
     REQUIRE_MESSAGE(st.is_ok(), st.to_string());
     return p;
   }();

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "jielong/io/synth.hpp"
+#include "jielong/model/synth.hpp"
 
 #ifdef JIELONG_CLI_PATH
 
@@ -88,7 +88,7 @@ Outcome run_cli(const std::vector<std::string>& args, unsigned seconds = 60) {
 // A tiny model with a byte-level vocabulary and a 32-token context.
 const std::string& tiny_model() {
   static const std::string path = [] {
-    jielong::io::SynthSpec spec;
+    jielong::model::SynthSpec spec;
     spec.n_embd = 32;
     spec.n_ff = 64;
     spec.n_layers = 1;
@@ -97,7 +97,7 @@ const std::string& tiny_model() {
     spec.n_vocab = 300;
     spec.n_ctx = 32;
     const std::string p = temp_path("tiny.gguf");
-    REQUIRE(jielong::io::write_synth_model(spec, p).is_ok());
+    REQUIRE(jielong::model::write_synth_model(spec, p).is_ok());
     return p;
   }();
   return path;
@@ -229,7 +229,7 @@ TEST_CASE("jielong info/tokenize/generate on damaged files: exit 1..125 with a m
 // it mapped (seen in /proc/<pid>/maps; loading takes milliseconds), while it
 // is generating: 30000 tokens over a growing context take far longer.
 TEST_CASE("jielong generate: a model truncated while mapped ends with a message and exit code 1") {
-  jielong::io::SynthSpec spec;
+  jielong::model::SynthSpec spec;
   spec.n_embd = 64;
   spec.n_ff = 128;
   spec.n_layers = 2;
@@ -238,7 +238,7 @@ TEST_CASE("jielong generate: a model truncated while mapped ends with a message 
   spec.n_vocab = 300;
   spec.n_ctx = 32768;
   const std::string model = temp_path("shrinking.gguf");
-  REQUIRE(jielong::io::write_synth_model(spec, model).is_ok());
+  REQUIRE(jielong::model::write_synth_model(spec, model).is_ok());
   const std::string out_path = temp_path("shrink-out"), err_path = temp_path("shrink-err");
   const pid_t pid = start_cli({"generate", "-m", model, "-p", "a", "-n", "30000", "--temp", "0"}, 120, out_path, err_path);
   bool mapped = false;

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "jielong/io/quantize.hpp"
-#include "jielong/io/synth.hpp"
+#include "jielong/model/synth.hpp"
 #include "jielong/run/load.hpp"
 #include "jielong/run/session.hpp"
 #include "jielong/run/session_io.hpp"
@@ -163,9 +163,9 @@ TEST_CASE("a model read into memory (no_mmap) gives the bits of the mapped file"
   // llama2.c checkpoint (1 MB: an ordinary aligned buffer).
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("jielong-no-mmap-" + std::to_string(::getpid()) + ".gguf")).string();
-  io::SynthSpec spec;  // 256 wide, 4 layers, f32
+  model::SynthSpec spec;  // 256 wide, 4 layers, f32
   spec.n_vocab = 300;
-  const Status written = io::write_synth_model(spec, path);
+  const Status written = model::write_synth_model(spec, path);
   REQUIRE_MESSAGE(written.is_ok(), written.to_string());
   struct Case { std::string model, tok; };
   std::vector<Case> cases{{path, ""}};
@@ -194,10 +194,10 @@ TEST_CASE("Q4_0/Q8_0/Q4_K repacked into panels at load: the same bits mapped or 
     CAPTURE(mix);
     const std::string path = (std::filesystem::temp_directory_path() /
                               ("jielong-panels-" + std::to_string(::getpid()) + "-" + mix + ".gguf")).string();
-    io::SynthSpec spec;  // 256 wide, 704 ff, 4 layers
+    model::SynthSpec spec;  // 256 wide, 704 ff, 4 layers
     spec.mix = io::find_quant_mix(mix);
     spec.tied = mix == "q8_0";
-    const Status written = io::write_synth_model(spec, path);
+    const Status written = model::write_synth_model(spec, path);
     REQUIRE_MESSAGE(written.is_ok(), written.to_string());
     run::LoadOptions copy, plain;
     copy.no_mmap = true;
@@ -286,12 +286,12 @@ TEST_CASE("repacking gives back every page of the mapped file that nothing reads
   }
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("jielong-pages-" + std::to_string(::getpid()) + ".gguf")).string();
-  io::SynthSpec spec;
+  model::SynthSpec spec;
   spec.mix = io::find_quant_mix("q8_0");
   spec.tied = true;
   spec.n_layers = 6;
   spec.n_vocab = 2000;
-  REQUIRE(io::write_synth_model(spec, path).is_ok());
+  REQUIRE(model::write_synth_model(spec, path).is_ok());
   auto file = io::GgufFile::open(path, MappedFile::Mode::read_only_copy);  // not a second mapping
   REQUIRE(file.ok());
   const std::byte* base = file->bytes().data();

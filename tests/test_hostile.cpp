@@ -19,7 +19,7 @@
 #include "jielong/io/gguf.hpp"
 #include "jielong/io/gguf_writer.hpp"
 #include "jielong/io/model_file.hpp"
-#include "jielong/io/synth.hpp"
+#include "jielong/model/synth.hpp"
 #include "jielong/run/load.hpp"
 #include "jielong/run/session.hpp"
 #include "jielong/text/tokenizer.hpp"
@@ -101,7 +101,7 @@ Bytes one_tensor(uint64_t ne0, uint64_t ne1, uint32_t type = 0, uint64_t offset 
 
 // A small, valid model written by the synth writer.
 std::string synth_model(const std::string& name, size_t n_vocab = 300, const io::GgufFile* vocab = nullptr) {
-  io::SynthSpec spec;
+  model::SynthSpec spec;
   spec.n_embd = 32;
   spec.n_ff = 64;
   spec.n_layers = 1;
@@ -111,7 +111,7 @@ std::string synth_model(const std::string& name, size_t n_vocab = 300, const io:
   spec.n_ctx = 64;
   spec.vocab = vocab;
   const std::string path = temp_path(name);
-  REQUIRE(io::write_synth_model(spec, path).is_ok());
+  REQUIRE(model::write_synth_model(spec, path).is_ok());
   return path;
 }
 

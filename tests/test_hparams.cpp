@@ -23,6 +23,12 @@ using jielong::model::HParams;
 
 namespace {
 
+HParams hparams_of(const ModelFile& f) {
+  auto hp = model::hparams_from_file(f);
+  REQUIRE_MESSAGE(hp.ok(), hp.status().to_string());
+  return *hp;
+}
+
 struct Expect {
   const char* file;
   Arch arch;
@@ -63,7 +69,7 @@ TEST_CASE("hparams: every shared model loads with the README's hyper-parameters"
     if (!path) continue;
     auto f = ModelFile::open(*path);
     REQUIRE_MESSAGE(f.ok(), f.status().to_string());
-    check((*f)->hparams(), e);
+    check(hparams_of(**f), e);
   }
   // (q2_k is tested below: llama.cpp stored its ffn_down as IQ4_NL.)
   const char* synth_types[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0",
@@ -74,8 +80,8 @@ TEST_CASE("hparams: every shared model loads with the README's hyper-parameters"
     if (!path) continue;
     auto f = ModelFile::open(*path);
     REQUIRE_MESSAGE(f.ok(), f.status().to_string());
-    check((*f)->hparams(), {rel.c_str(), Arch::llama, 256, 704, 4, 8, 2, 512, 0, (*f)->find_tensor("output.weight") == nullptr});
-    CHECK_FALSE((*f)->hparams().rope_neox);
+    check(hparams_of(**f), {rel.c_str(), Arch::llama, 256, 704, 4, 8, 2, 512, 0, (*f)->find_tensor("output.weight") == nullptr});
+    CHECK_FALSE(hparams_of(**f).rope_neox);
   }
   // llama.cpp's Q2_K mix falls back to IQ4_NL (ggml type 20) for rows of 704,
   // which jielong does not read: a clear unsupported error naming the tensor.
@@ -92,7 +98,7 @@ TEST_CASE("hparams: every shared model loads with the README's hyper-parameters"
     if (!path) continue;
     auto f = ModelFile::open(*path);
     REQUIRE_MESSAGE(f.ok(), f.status().to_string());
-    const HParams& hp = (*f)->hparams();
+    const HParams hp = hparams_of(**f);
     check(hp, {rel.c_str(), Arch::qwen2, 128, 384, 3, 4, 2, 50257, 0, true});
     CHECK(hp.qkv_bias);
     CHECK(hp.rope_neox);
@@ -286,7 +292,7 @@ TEST_CASE("llama2.c: sign of vocab_size selects shared or separate classifier") 
   };
   auto shared = ModelFile::open(write(3, 0));
   REQUIRE_MESSAGE(shared.ok(), shared.status().to_string());
-  CHECK((*shared)->hparams().tied_embeddings);
+  CHECK(hparams_of(**shared).tied_embeddings);
   CHECK((*shared)->find_tensor("output.weight") == nullptr);
   // Layout check by hand: embedding 12 floats, attn_norm 4, wq starts at float 16.
   CHECK(reinterpret_cast<const float*>((*shared)->find_tensor("blk.0.attn_q.weight")->data)[0] == 16.0f);
@@ -294,8 +300,8 @@ TEST_CASE("llama2.c: sign of vocab_size selects shared or separate classifier") 
   CHECK(reinterpret_cast<const float*>((*shared)->find_tensor("blk.0.ffn_norm.weight")->data)[0] == 16.0f + 64.0f);
   auto sep = ModelFile::open(write(-3, 0));
   REQUIRE_MESSAGE(sep.ok(), sep.status().to_string());
-  CHECK_FALSE((*sep)->hparams().tied_embeddings);
-  CHECK((*sep)->hparams().n_vocab == 3);
+  CHECK_FALSE(hparams_of(**sep).tied_embeddings);
+  CHECK(hparams_of(**sep).n_vocab == 3);
   const GgufTensorInfo* out = (*sep)->find_tensor("output.weight");
   REQUIRE(out != nullptr);
   // The classifier comes after the final norm and the two 2×1 rope tables.
@@ -337,7 +343,7 @@ TEST_CASE("memory plan: hand-computed sizes for stories260K at a given context")
   if (!path) return;
   auto f = ModelFile::open(*path);
   REQUIRE(f.ok());
-  const auto plan = model::plan_memory(**f, 128, DType::F32);
+  const auto plan = model::plan_memory(**f, hparams_of(**f), 128, DType::F32);
   // Weights: all F32 — the sum of tensor bytes; KV cache: 2 (K,V) × 5 layers ×
   // 128 positions × (4 kv heads × 8 dims) × 4 bytes = 163840.
   size_t weights = 0;
@@ -346,7 +352,7 @@ TEST_CASE("memory plan: hand-computed sizes for stories260K at a given context")
   CHECK(plan.kv_cache_bytes == 163840);
   CHECK(plan.logits_bytes == 512 * 4);
   CHECK(plan.total_bytes() >= plan.weight_bytes + plan.kv_cache_bytes + plan.logits_bytes);
-  const auto f16 = model::plan_memory(**f, 128, DType::F16);
+  const auto f16 = model::plan_memory(**f, hparams_of(**f), 128, DType::F16);
   CHECK(f16.kv_cache_bytes == 163840 / 2);
 }
 

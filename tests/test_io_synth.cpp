@@ -11,11 +11,13 @@
 #include <vector>
 
 #include "jielong/io/model_file.hpp"
-#include "jielong/io/synth.hpp"
+#include "jielong/model/synth.hpp"
 #include "support/shared.hpp"
 
 using namespace jielong;
 using namespace jielong::io;
+using jielong::model::SynthSpec;
+using jielong::model::write_synth_model;
 
 namespace {
 std::string tmp(const std::string& name) {
@@ -44,7 +46,9 @@ TEST_CASE("synth: llama model has the requested shape and loads") {
   REQUIRE(write_synth_model(small(), path).is_ok());
   auto f = ModelFile::open(path);
   REQUIRE_MESSAGE(f.ok(), f.status().to_string());
-  const auto& hp = (*f)->hparams();
+  auto hp_read = model::hparams_from_file(**f);
+  REQUIRE_MESSAGE(hp_read.ok(), hp_read.status().to_string());
+  const model::HParams& hp = *hp_read;
   CHECK(hp.arch == model::Arch::llama);
   CHECK(hp.n_embd == 64);
   CHECK(hp.n_ff == 96);
@@ -109,7 +113,9 @@ TEST_CASE("synth: quantized qwen2 with a copied vocabulary") {
   REQUIRE_MESSAGE(st.is_ok(), st.to_string());
   auto f = ModelFile::open(path);
   REQUIRE_MESSAGE(f.ok(), f.status().to_string());
-  const auto& hp = (*f)->hparams();
+  auto hp_read = model::hparams_from_file(**f);
+  REQUIRE_MESSAGE(hp_read.ok(), hp_read.status().to_string());
+  const model::HParams& hp = *hp_read;
   CHECK(hp.arch == model::Arch::qwen2);
   CHECK(hp.qkv_bias);
   CHECK(hp.tied_embeddings);

@@ -16,6 +16,7 @@
 #include "jielong/core/dtype.hpp"
 #include "jielong/kernels/kernels.hpp"
 #include "jielong/model/model.hpp"
+#include "jielong/model/synth.hpp"
 
 namespace jielong::test {
 
@@ -27,12 +28,19 @@ struct SynthTensor {
   size_t n_bytes;
 };
 
-struct SynthSpec {
-  model::Arch arch = model::Arch::llama;
-  size_t n_vocab = 64, n_embd = 64, n_ff = 96, n_layers = 2, n_heads = 4, n_kv_heads = 2, n_ctx = 64;
+// The library's synthetic-model spec, smaller by default, with the stored
+// type of the matrices (the file writer takes a quantization mix instead).
+struct SynthSpec : model::SynthSpec {
   DType matrix_type = DType::F32;
-  bool tied = false;
-  uint32_t seed = 1;
+  SynthSpec() {
+    n_vocab = 64;
+    n_embd = 64;
+    n_ff = 96;
+    n_layers = 2;
+    n_heads = 4;
+    n_kv_heads = 2;
+    n_ctx = 64;
+  }
 };
 
 // Owns the f32 master weights (for the naive reference) and their stored
@@ -40,7 +48,7 @@ struct SynthSpec {
 class SynthFile {
  public:
   explicit SynthFile(const SynthSpec& s) : spec_(s) {
-    std::mt19937 rng(s.seed);
+    std::mt19937 rng(static_cast<std::mt19937::result_type>(s.seed));
     std::normal_distribution<float> normal(0.0f, 1.0f);
     const size_t hd = s.n_embd / s.n_heads, q_dim = s.n_heads * hd, kv_dim = s.n_kv_heads * hd;
     auto add = [&](const std::string& name, size_t cols, size_t rows, float scale, float offset, bool matrix) {
@@ -96,21 +104,7 @@ class SynthFile {
   const std::vector<float>& master(const std::string& name) const { return master_.at(name); }
   const SynthSpec& spec() const { return spec_; }
 
-  model::HParams hparams() const {
-    model::HParams hp;
-    hp.arch = spec_.arch;
-    hp.n_vocab = spec_.n_vocab;
-    hp.n_embd = spec_.n_embd;
-    hp.n_ff = spec_.n_ff;
-    hp.n_layers = spec_.n_layers;
-    hp.n_heads = spec_.n_heads;
-    hp.n_kv_heads = spec_.n_kv_heads;
-    hp.head_dim = spec_.n_embd / spec_.n_heads;
-    hp.n_ctx_train = spec_.n_ctx;
-    hp.rms_norm_eps = 1e-5f;
-    hp.rope.freq_base = 10000.0f;
-    return hp;
-  }
+  model::HParams hparams() const { return model::synth_hparams(spec_); }
 
  private:
   SynthSpec spec_;

@@ -18,7 +18,7 @@
 #include <doctest/doctest.h>
 
 #include "jielong/io/quantize.hpp"
-#include "jielong/io/synth.hpp"
+#include "jielong/model/synth.hpp"
 #include "jielong/run/load.hpp"
 #include "jielong/run/session.hpp"
 #include "jielong/train/adamw.hpp"
@@ -53,7 +53,7 @@ model::HParams hparams(model::Arch arch, size_t vocab, size_t embd, size_t layer
 train::Model<float> make_model(const model::HParams& hp, size_t B, size_t T, uint64_t seed) {
   auto m = train::Model<float>::create(hp, B, T);
   REQUIRE_MESSAGE(m.ok(), m.status().to_string());
-  io::detail::NormalStream normal{seed};
+  model::detail::NormalStream normal{seed};
   train::init_params(m.value().layout(), m.value().params(), normal);
   return std::move(m.value());
 }
@@ -319,7 +319,7 @@ TEST_CASE_TEMPLATE("a tiny model learns a repetitive text far below its unigram 
   auto created = train::Model<float, B>::create(hp, n_seq, T);
   REQUIRE(created.ok());
   train::Model<float, B>& m = created.value();
-  io::detail::NormalStream normal{3};
+  model::detail::NormalStream normal{3};
   train::init_params(m.layout(), m.params(), normal);
   train::AdamWConfig oc;
   oc.lr = 1e-2f;

@@ -215,7 +215,12 @@ inline int cmd_bench(Args& args) {
     std::fprintf(stderr, "jielong bench: %s\n", file.status().to_string().c_str());
     return 1;
   }
-  auto bound = model::Model::bind<io::ModelFile>(*file, (*file)->hparams(), model_path, lo.bind_options());
+  auto hp = model::hparams_from_file(**file);
+  if (!hp.ok()) {
+    std::fprintf(stderr, "jielong bench: %s\n", hp.status().to_string().c_str());
+    return 1;
+  }
+  auto bound = model::Model::bind<io::ModelFile>(*file, *hp, model_path, lo.bind_options());
   if (!bound.ok()) {
     std::fprintf(stderr, "jielong bench: %s\n", bound.status().to_string().c_str());
     return 1;
@@ -244,8 +249,8 @@ inline int cmd_bench(Args& args) {
       return 1;
     }
     run::Session& s = *session;
-    kv_bytes = 2 * m->hparams().n_layers * max_ctx * m->hparams().n_kv_heads * m->hparams().head_dim *
-               (kv_type == model::KvType::f16 ? 2 : 4);
+    kv_bytes = model::kv_cache_bytes(m->hparams().n_layers, max_ctx, m->hparams().kv_dim(),
+                                     model::kv_elem_bytes(kv_type));
     // Prompt tokens: a fixed spread over the vocabulary (speed does not
     // depend on which ids they are).
     std::vector<int32_t> ids(max_ctx);

@@ -7,6 +7,7 @@
 
 #include "args.hpp"
 #include "jielong/io/model_file.hpp"
+#include "jielong/model/hparams.hpp"
 #include "jielong/model/memory_plan.hpp"
 
 namespace jielong::cli {
@@ -33,7 +34,12 @@ inline int cmd_info(Args& args) {
     return 1;
   }
   const io::ModelFile& f = **file;
-  const model::HParams& hp = f.hparams();
+  const auto hp_read = model::hparams_from_file(f);
+  if (!hp_read.ok()) {
+    std::fprintf(stderr, "jielong info: %s\n", hp_read.status().to_string().c_str());
+    return 1;
+  }
+  const model::HParams& hp = *hp_read;
   std::printf("file:            %s\n", path.c_str());
   std::printf("format:          %s", io::format_name(f.format()));
   if (f.gguf()) std::printf(" v%u", f.gguf()->version());
@@ -79,7 +85,7 @@ inline int cmd_info(Args& args) {
     }
 
   const size_t ctx = n_ctx > 0 ? static_cast<size_t>(n_ctx) : hp.n_ctx_train;
-  const model::MemoryPlan plan = model::plan_memory(f, ctx, *kv);
+  const model::MemoryPlan plan = model::plan_memory(f, hp, ctx, *kv);
   auto mib = [](size_t b) { return static_cast<double>(b) / (1 << 20); };
   std::printf("memory at context %zu (kv %s):\n", ctx, kv_type.c_str());
   std::printf("  weights        %10.2f MiB%s\n", mib(plan.weight_bytes),

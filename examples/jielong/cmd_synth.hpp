@@ -8,7 +8,7 @@
 #include "args.hpp"
 #include "jielong/io/gguf.hpp"
 #include "jielong/io/quantize.hpp"
-#include "jielong/io/synth.hpp"
+#include "jielong/model/synth.hpp"
 
 namespace jielong::cli {
 
@@ -40,7 +40,7 @@ inline int cmd_synth(Args& args) {
     std::fprintf(stderr, "jielong synth: -o OUT.gguf is required\n");
     return 1;
   }
-  io::SynthSpec spec;
+  model::SynthSpec spec;
   if (arch == "llama") spec.arch = model::Arch::llama;
   else if (arch == "qwen2") spec.arch = model::Arch::qwen2;
   else {
@@ -71,7 +71,7 @@ inline int cmd_synth(Args& args) {
     vocab = std::make_unique<io::GgufFile>(std::move(*v));
     spec.vocab = vocab.get();
   }
-  if (Status st = io::write_synth_model(spec, out_path); !st.is_ok()) {
+  if (Status st = model::write_synth_model(spec, out_path); !st.is_ok()) {
     std::fprintf(stderr, "jielong synth: %s\n", st.to_string().c_str());
     return 1;
   }

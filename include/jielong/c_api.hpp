@@ -113,8 +113,10 @@ jl_status jl_memory_plan(const char* path, uint32_t n_ctx, int kv_f16, uint64_t*
   if (!path || !total_bytes) return capi::fail(Code::invalid_argument, "jl_memory_plan: NULL argument");
   auto f = io::ModelFile::open(path);
   if (!f.ok()) return capi::fail(f.status());
-  const size_t ctx = n_ctx ? n_ctx : (*f)->hparams().n_ctx_train;
-  *total_bytes = model::plan_memory(**f, ctx, kv_f16 ? DType::F16 : DType::F32).total_bytes();
+  auto hp = model::hparams_from_file(**f);
+  if (!hp.ok()) return capi::fail(hp.status());
+  const size_t ctx = n_ctx ? n_ctx : hp->n_ctx_train;
+  *total_bytes = model::plan_memory(**f, *hp, ctx, kv_f16 ? DType::F16 : DType::F32).total_bytes();
   return JL_OK;
 }
 

@@ -7,6 +7,9 @@
 // llama2.c stores wq/wk as PyTorch's [out][in] row-major matrices in the same
 // head layout llama.cpp uses after its convert-time permutation, so no Q/K
 // permutation is needed: stories260K.gguf's tensors equal the .bin's bytes.
+//
+// A file format knows no architecture: the GGUF metadata and the llama2.c
+// header are exposed as they are, and model::hparams_from_file reads them.
 #pragma once
 
 #include <cstdint>
@@ -21,11 +24,9 @@
 #include "jielong/core/mapped_file.hpp"
 #include "jielong/core/status.hpp"
 #include "jielong/io/gguf.hpp"
-#include "jielong/model/hparams.hpp"
+#include "jielong/io/llama2c.hpp"
 
 namespace jielong::io {
-
-using model::HParams;
 
 enum class ModelFormat { gguf, llama2c_v0, llama2c_q8 };
 
@@ -69,9 +70,10 @@ class ModelFile {
 
   ModelFormat format() const noexcept { return format_; }
   const std::string& path() const noexcept { return path_; }
-  const HParams& hparams() const noexcept { return hp_; }
   // The GGUF file (metadata, vocabulary), or nullptr for llama2.c checkpoints.
   const GgufFile* gguf() const noexcept { return gguf_.get(); }
+  // The llama2.c header, or nullptr for GGUF files.
+  const Llama2cHeader* llama2c() const noexcept { return gguf_ ? nullptr : &header_; }
   // See MappedFile::drop_pages.
   void drop_pages(const void* p, size_t n) const noexcept {
     if (gguf_) gguf_->drop_pages(p, n);
@@ -87,14 +89,13 @@ class ModelFile {
     return it == index_.end() ? nullptr : &tensors_[it->second];
   }
   // llama2.c v2 files: the quantization group size stored in the header.
-  uint32_t llama2c_group_size() const noexcept { return group_size_; }
+  uint32_t llama2c_group_size() const noexcept { return header_.group_size; }
 
  private:
   ModelFile() = default;
 
   Status bind_gguf() {
     format_ = ModelFormat::gguf;
-    JIELONG_ASSIGN_OR_RETURN(hp_, model::hparams_from_gguf(*gguf_));
     tensors_.assign(gguf_->tensors().begin(), gguf_->tensors().end());
     for (size_t i = 0; i < tensors_.size(); ++i) index_.emplace(tensors_[i].name, i);
     return Status::ok();
@@ -124,7 +125,7 @@ class ModelFile {
     size_t cols, rows;
   };
   std::vector<Mat> layer_mats() const {
-    const size_t d = hp_.n_embd, q = hp_.q_dim(), kv = hp_.kv_dim(), ff = hp_.n_ff;
+    const size_t d = header_.dim, q = header_.dim, kv = header_.kv_dim(), ff = header_.hidden_dim;
     return {{"attn_q.weight", d, q},      {"attn_k.weight", d, kv}, {"attn_v.weight", d, kv},
             {"attn_output.weight", q, d}, {"ffn_gate.weight", d, ff},  // w1
             {"ffn_down.weight", ff, d},                                 // w2
@@ -140,20 +141,21 @@ class ModelFile {
     std::memcpy(&magic, base, 4);
     if (magic == kAk42Magic) return read_ak42();
     format_ = ModelFormat::llama2c_v0;
-    model::Llama2cConfig c;
+    Llama2cConfig c;
     if (size < sizeof c) return fail("shorter than a llama2.c header (28 bytes)");
     std::memcpy(&c, base, sizeof c);
-    JIELONG_ASSIGN_OR_RETURN(hp_, model::hparams_from_llama2c(c, path_));
-    const size_t d = hp_.n_embd, L = hp_.n_layers, V = hp_.n_vocab;
-    // Total floats, computed in 64 bits: every factor is < 2^24 (validated).
+    JIELONG_ASSIGN_OR_RETURN(header_, llama2c_header(c, path_));
+    const size_t d = header_.dim, L = header_.n_layers, V = header_.vocab_size;
+    const bool shared = header_.shared_classifier;
+    // Total floats, computed in 64 bits: every factor is bounded (llama2c_header).
     uint64_t floats = uint64_t{V} * d + 2 * L * d + d;
     for (const Mat& m : layer_mats()) floats += uint64_t{L} * m.cols * m.rows;
-    floats += uint64_t{hp_.n_ctx_train} * hp_.head_dim;  // run.c's freq_cis_real/imag, unused
-    if (!hp_.tied_embeddings) floats += uint64_t{V} * d;
+    floats += uint64_t{header_.seq_len} * header_.head_dim();  // run.c's freq_cis_real/imag, unused
+    if (!shared) floats += uint64_t{V} * d;
     const uint64_t expected = sizeof c + floats * 4;
     if (expected != size)
       return fail("llama2.c v0 header (dim " + std::to_string(d) + ", layers " + std::to_string(L) + ", vocab " +
-                  std::to_string(V) + (hp_.tied_embeddings ? ", shared" : ", separate") + " classifier) needs " +
+                  std::to_string(V) + (shared ? ", shared" : ", separate") + " classifier) needs " +
                   std::to_string(expected) + " bytes but the file has " + std::to_string(size));
     const size_t n_tensors = 2 + L * 9 + 1;
     names_.reserve(n_tensors);
@@ -172,8 +174,8 @@ class ModelFile {
       for (size_t l = 0; l < L; ++l) add(blk(l, m.name), m.cols, m.rows, take(m.cols * m.rows));
     }
     add("output_norm.weight", d, 1, take(d));
-    take(hp_.n_ctx_train * hp_.head_dim);
-    if (!hp_.tied_embeddings) add("output.weight", d, V, take(V * d));
+    take(header_.seq_len * header_.head_dim());
+    if (!shared) add("output.weight", d, V, take(V * d));
     return Status::ok();
   }
 
@@ -196,17 +198,17 @@ class ModelFile {
     if (version != 2)
       return make_error(Code::unsupported, path_ + ": llama2.c \"ak42\" version " + std::to_string(version) +
                                                " (expected 2, runq.c's Q8_0 export)");
-    model::Llama2cConfig c;
+    Llama2cConfig c;
     std::memcpy(&c, base + 8, sizeof c);
     const uint8_t shared = static_cast<uint8_t>(base[8 + sizeof c]);
     int32_t gs;
     std::memcpy(&gs, base + 8 + sizeof c + 1, 4);
     if (shared > 1) return fail("llama2.c v2 shared_classifier byte is " + std::to_string(shared) + " (expected 0 or 1)");
     c.vocab_size = c.vocab_size < 0 ? -c.vocab_size : c.vocab_size;
-    JIELONG_ASSIGN_OR_RETURN(hp_, model::hparams_from_llama2c(c, path_, shared));
+    JIELONG_ASSIGN_OR_RETURN(header_, llama2c_header(c, path_, shared));
     if (gs <= 0) return fail("llama2.c v2 group size " + std::to_string(gs) + " (expected > 0)");
-    group_size_ = static_cast<uint32_t>(gs);
-    const size_t d = hp_.n_embd, L = hp_.n_layers, V = hp_.n_vocab, G = group_size_;
+    header_.group_size = static_cast<uint32_t>(gs);
+    const size_t d = header_.dim, L = header_.n_layers, V = header_.vocab_size, G = header_.group_size;
 
     uint64_t norm_floats = 2 * L * d + d, weight_floats = uint64_t{V} * d, scale_floats = 0;
     uint64_t file_bytes = kHeader + norm_floats * 4;
@@ -221,7 +223,7 @@ class ModelFile {
       scale_floats += L * (n / G);
     }
     if ((uint64_t{V} * d) % G != 0) return fail("token embedding size is not a multiple of the group size");
-    if (!hp_.tied_embeddings) {
+    if (!header_.shared_classifier) {
       file_bytes += qbytes(uint64_t{V} * d);
     }
     scale_floats += uint64_t{V} * d / G;  // the classifier's (the embedding's when shared)
@@ -270,7 +272,7 @@ class ModelFile {
     for (const Mat& m : layer_mats())
       for (size_t l = 0; l < L; ++l) groups(blk(l, m.name), m.cols, m.rows);
     // runq.c multiplies by the quantized classifier, the token table's groups when shared.
-    if (hp_.tied_embeddings) p = q_tokens;
+    if (header_.shared_classifier) p = q_tokens;
     groups("output.weight", d, V);
     return Status::ok();
   }
@@ -279,8 +281,7 @@ class ModelFile {
   ModelFormat format_ = ModelFormat::gguf;
   std::unique_ptr<GgufFile> gguf_;
   MappedFile file_;  // llama2.c checkpoints
-  HParams hp_;
-  uint32_t group_size_ = 0;
+  Llama2cHeader header_;  // llama2.c checkpoints
   std::vector<std::string> names_;  // reserved up front: tensors_ hold views of these
   std::vector<float> dequantized_;  // llama2.c v2 token embedding as f32
   std::vector<float> scales_;       // llama2.c v2 group scales

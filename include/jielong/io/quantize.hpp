@@ -142,4 +142,16 @@ inline Status quantize_model(const GgufFile& in, const std::string& out_path, co
   return w.write(out_path);
 }
 
+// Writes a model whose tensors were added as F32: as it is (mix nullptr or
+// f32), or requantized with `mix` (weights quantized, norms kept F32).
+inline Status write_model_file(GgufWriter& w, const std::string& out_path, const QuantMix* mix) {
+  if (!mix || mix->base == DType::F32) {
+    w.add_u32("general.file_type", 0);
+    return w.write(out_path);
+  }
+  const std::vector<std::byte> image = w.to_bytes();
+  JIELONG_ASSIGN_OR_RETURN(GgufFile f32, GgufFile::from_memory(image, out_path));
+  return quantize_model(f32, out_path, *mix);
+}
+
 }  // namespace jielong::io

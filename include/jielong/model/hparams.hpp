@@ -1,7 +1,8 @@
 // Hyper-parameters of a decoder-only transformer: one struct for every
 // supported architecture, filled from GGUF keys (named as llama.cpp writes
 // them: "<arch>.embedding_length", ...) or from a llama2.c header, then
-// validated. Architectures: llama (Llama 1/2/3, Mistral, TinyLlama, SmolLM;
+// validated. The one source of truth for the model: Model reads the rotary
+// layout and width and whether there are QKV biases from here. Architectures: llama (Llama 1/2/3, Mistral, TinyLlama, SmolLM;
 // GQA; tied or separate classifier; linear or llama3 rope scaling) and qwen2
 // (QKV bias, NEOX rope, usually tied).
 #pragma once
@@ -13,6 +14,8 @@
 
 #include "jielong/core/status.hpp"
 #include "jielong/io/gguf.hpp"
+#include "jielong/io/llama2c.hpp"
+#include "jielong/io/model_file.hpp"
 #include "jielong/model/rope.hpp"
 
 namespace jielong::model {
@@ -36,7 +39,7 @@ struct HParams {
   float rms_norm_eps = 1e-5f;
   RopeParams rope{};
   bool rope_neox = false;    // rotate (i, i + rot_dim/2) pairs instead of (2i, 2i+1)
-  bool qkv_bias = false;     // attn_{q,k,v}.bias present (qwen2)
+  bool qkv_bias = false;     // attn_{q,k,v}.bias: qwen2's, or a llama file's that has them
   bool tied_embeddings = true;  // no output.weight: the classifier is token_embd
 
   size_t q_dim() const noexcept { return n_heads * head_dim; }
@@ -137,7 +140,7 @@ inline Result<HParams> hparams_from_gguf(const io::GgufFile& f) {
   if (hp.rope.scaling == RopeScaling::none) hp.rope.factor = 1.0f;
 
   hp.rope_neox = hp.arch == Arch::qwen2;
-  hp.qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
+  hp.qkv_bias = hp.arch == Arch::qwen2 || f.find_tensor("blk.0.attn_q.bias") != nullptr;
   hp.tied_embeddings = f.find_tensor("output.weight") == nullptr;
 
   if (const io::GgufTensorInfo* e = f.find_tensor("token_embd.weight")) {
@@ -158,44 +161,30 @@ inline Result<HParams> hparams_from_gguf(const io::GgufFile& f) {
   return hp;
 }
 
-// llama2.c's Config, as run.c reads it (7 × int32 at the start of a v0 file,
-// after magic and version in v1/v2 files).
-struct Llama2cConfig {
-  int32_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len;
-};
-
-// run.c: a positive vocab_size means the classifier is shared with the token
-// embedding; negative means a separate classifier follows the weights.
-// `shared_override`: v1/v2 files store the flag explicitly (vocab_size > 0).
-inline Result<HParams> hparams_from_llama2c(const Llama2cConfig& c, const std::string& where,
-                                            int shared_override = -1) {
-  const int32_t fields[7] = {c.dim, c.hidden_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.vocab_size, c.seq_len};
-  const char* names[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
-  for (int i = 0; i < 7; ++i) {
-    const bool ok = i == 5 ? (fields[i] != 0 && fields[i] != INT32_MIN) : fields[i] > 0;
-    if (!ok)
-      return make_error(Code::format_error, where + ": llama2.c header field " + names[i] + " = " +
-                                                std::to_string(fields[i]) + (i == 5 ? " (expected non-zero)" : " (expected > 0)"));
-  }
+// From a llama2.c header (io/llama2c.hpp): always llama, run.c's constants.
+inline Result<HParams> hparams_from_llama2c(const io::Llama2cHeader& c, const std::string& where) {
   HParams hp;
   hp.arch = Arch::llama;
-  hp.n_embd = static_cast<size_t>(c.dim);
-  hp.n_ff = static_cast<size_t>(c.hidden_dim);
-  hp.n_layers = static_cast<size_t>(c.n_layers);
-  hp.n_heads = static_cast<size_t>(c.n_heads);
-  hp.n_kv_heads = static_cast<size_t>(c.n_kv_heads);
-  hp.n_vocab = static_cast<size_t>(c.vocab_size > 0 ? c.vocab_size : -static_cast<int64_t>(c.vocab_size));
-  hp.n_ctx_train = static_cast<size_t>(c.seq_len);
-  if (c.dim % c.n_heads != 0)
-    return make_error(Code::format_error, where + ": llama2.c dim " + std::to_string(c.dim) +
-                                              " is not a multiple of n_heads " + std::to_string(c.n_heads));
-  hp.head_dim = hp.n_embd / hp.n_heads;
+  hp.n_embd = c.dim;
+  hp.n_ff = c.hidden_dim;
+  hp.n_layers = c.n_layers;
+  hp.n_heads = c.n_heads;
+  hp.n_kv_heads = c.n_kv_heads;
+  hp.n_vocab = c.vocab_size;
+  hp.n_ctx_train = c.seq_len;
+  hp.head_dim = c.head_dim();
   hp.rope_dim = hp.head_dim;
   hp.rms_norm_eps = 1e-5f;  // run.c's constant
   hp.rope.freq_base = 10000.0f;
-  hp.tied_embeddings = shared_override >= 0 ? shared_override != 0 : c.vocab_size > 0;
+  hp.tied_embeddings = c.shared_classifier;
   JIELONG_TRY(hp.validate(where));
   return hp;
+}
+
+// The hyper-parameters of a model file of either format.
+inline Result<HParams> hparams_from_file(const io::ModelFile& f) {
+  if (const io::GgufFile* g = f.gguf()) return hparams_from_gguf(*g);
+  return hparams_from_llama2c(*f.llama2c(), f.path());
 }
 
 }  // namespace jielong::model

@@ -57,6 +57,17 @@ enum class KvType : uint8_t {
 };
 
 inline const char* kv_type_name(KvType t) noexcept { return t == KvType::f32 ? "f32" : "f16"; }
+inline size_t kv_elem_bytes(KvType t) noexcept { return t == KvType::f32 ? 4 : 2; }
+
+// Bytes of the KV cache of one sequence: K and V, each layers · positions ·
+// kv_dim elements of elem_bytes. SIZE_MAX when that does not fit in size_t.
+inline size_t kv_cache_bytes(size_t n_layers, size_t n_ctx, size_t kv_dim, size_t elem_bytes) noexcept {
+  const size_t max = static_cast<size_t>(-1) / 4;
+  if (n_layers == 0 || n_ctx == 0 || kv_dim == 0) return 0;
+  if (n_ctx > max / kv_dim || n_ctx * kv_dim > max / n_layers || n_ctx * kv_dim * n_layers > max / elem_bytes)
+    return static_cast<size_t>(-1);
+  return 2 * n_layers * n_ctx * kv_dim * elem_bytes;
+}
 
 class KvCache {
  public:
@@ -74,10 +85,8 @@ class KvCache {
     c.n_ctx_ = n_ctx;
     c.kv_dim_ = kv_dim;
     c.type_ = type;
-    const size_t elem = type == KvType::f32 ? 4 : 2;
-    // layers · ctx · kv_dim · elem, for K and for V, without overflow.
-    const size_t max = static_cast<size_t>(-1) / 4;
-    if (n_ctx > max / kv_dim || n_ctx * kv_dim > max / n_layers || n_ctx * kv_dim * n_layers > max / elem)
+    const size_t elem = kv_elem_bytes(type);
+    if (kv_cache_bytes(n_layers, n_ctx, kv_dim, elem) == static_cast<size_t>(-1))
       return make_error(Code::invalid_argument, "kv cache: size overflows");
     c.layer_bytes_ = n_ctx * kv_dim * elem;
     c.k_ = AlignedBuffer(c.layer_bytes_ * n_layers);
@@ -120,7 +129,7 @@ class KvCache {
   size_t n_ctx() const noexcept { return n_ctx_; }
   size_t n_layers() const noexcept { return n_layers_; }
   size_t kv_dim() const noexcept { return kv_dim_; }
-  size_t row_bytes() const noexcept { return kv_dim_ * (type_ == KvType::f32 ? 4 : 2); }
+  size_t row_bytes() const noexcept { return kv_dim_ * kv_elem_bytes(type_); }
   size_t bytes() const noexcept { return 2 * layer_bytes_ * n_layers_; }
 
  private:

@@ -1,9 +1,9 @@
 // RAM a model needs at a given context, computed from the header alone
 // (hyper-parameters and tensor sizes), before anything is allocated: the
 // weights (mapped from the file, or for the formats repacked at load in
-// memory of the model's own: as many bytes either way), the
-// KV cache (2 · layers · context · kv_dim elements), the logits, and the
-// per-token activation buffers of one forward step (times the batch for
+// memory of the model's own: as many bytes either way), the KV cache
+// (kv_cache_bytes: 2 · layers · context · kv_dim elements), the logits, and
+// the per-token activation buffers of one forward step (times the batch for
 // prefill).
 #pragma once
 
@@ -12,6 +12,7 @@
 
 #include "jielong/core/dtype.hpp"
 #include "jielong/model/hparams.hpp"
+#include "jielong/model/kv_cache.hpp"
 
 namespace jielong::model {
 
@@ -28,7 +29,7 @@ inline MemoryPlan plan_memory(const HParams& hp, size_t weight_bytes, size_t n_c
   MemoryPlan p;
   p.weight_bytes = weight_bytes;
   const size_t kv_elem = dtype_info(kv_type).block_bytes / dtype_info(kv_type).block_size;
-  p.kv_cache_bytes = 2 * hp.n_layers * n_ctx * hp.kv_dim() * kv_elem;
+  p.kv_cache_bytes = kv_cache_bytes(hp.n_layers, n_ctx, hp.kv_dim(), kv_elem);
   p.logits_bytes = hp.n_vocab * sizeof(float);
   // x, xb, xb2 [n_embd]; q [q_dim]; k, v [kv_dim]; hb, hb2 [n_ff]; scores [n_heads][n_ctx];
   // rotary angles [rope_dim <= head_dim].
@@ -38,12 +39,12 @@ inline MemoryPlan plan_memory(const HParams& hp, size_t weight_bytes, size_t n_c
   return p;
 }
 
-// For anything with hparams() and tensors() (io::ModelFile).
+// The weights: the tensors of `f` (io::ModelFile), whose hyper-parameters are hp.
 template <class File>
-MemoryPlan plan_memory(const File& f, size_t n_ctx, DType kv_type, size_t n_batch = 1) {
+MemoryPlan plan_memory(const File& f, const HParams& hp, size_t n_ctx, DType kv_type, size_t n_batch = 1) {
   size_t weights = 0;
   for (const auto& t : f.tensors()) weights += t.n_bytes;
-  return plan_memory(f.hparams(), weights, n_ctx, kv_type, n_batch);
+  return plan_memory(hp, weights, n_ctx, kv_type, n_batch);
 }
 
 }  // namespace jielong::model

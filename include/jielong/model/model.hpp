@@ -44,13 +44,16 @@ class Model {
   const HParams& hparams() const noexcept { return hp_; }
   const Weights& weights() const noexcept { return w_; }
   const float* inv_freq() const noexcept { return inv_freq_.data(); }  // [rope_dim/2]
-  size_t rope_dim() const noexcept { return rope_dim_; }
-  kernels::RopeLayout rope_layout() const noexcept { return rope_layout_; }
+  size_t rope_dim() const noexcept { return hp_.rope_dim; }
+  kernels::RopeLayout rope_layout() const noexcept {
+    return hp_.rope_neox ? kernels::RopeLayout::neox : kernels::RopeLayout::normal;
+  }
   const std::string& path() const noexcept { return path_; }
 
-  // Binds the weights of `file` (anything with `hparams()` and
-  // `find_tensor(name)` returning a pointer to {type, n_dims, ne[], data,
-  // n_bytes}); `owner` keeps the mapping alive for the Model's lifetime.
+  // Binds the weights of `file` (anything with `find_tensor(name)` returning
+  // a pointer to {type, n_dims, ne[], data, n_bytes}) for the
+  // hyper-parameters hp (model::hparams_from_file); the Model keeps `file`
+  // alive for its lifetime.
   template <class File>
   static Result<std::shared_ptr<const Model>> bind(std::shared_ptr<const File> file, const HParams& hp,
                                                    std::string path, const BindOptions& opts = {});
@@ -73,8 +76,6 @@ class Model {
   Weights w_;
   std::vector<float> small_;      // norms and biases converted to f32 (concatenated)
   std::vector<float> inv_freq_;   // [rope_dim/2]
-  size_t rope_dim_ = 0;
-  kernels::RopeLayout rope_layout_ = kernels::RopeLayout::normal;
   HugePageBuffer panels_;              // the repacked matrices, when bound with panels
   std::shared_ptr<const void> owner_;  // the mapped file the views point into
   std::string path_;
@@ -185,7 +186,6 @@ Status Model::bind_all(const File& f) {
   w_.tied_output = w_.output.data == nullptr;
   if (w_.tied_output) w_.output = w_.token_embd;
 
-  const bool biases = hp.arch == Arch::qwen2;
   w_.layers.resize(hp.n_layers);
   for (size_t l = 0; l < hp.n_layers; ++l) {
     LayerWeights& L = w_.layers[l];
@@ -194,9 +194,9 @@ Status Model::bind_all(const File& f) {
     JIELONG_TRY(matrix(name("attn_q.weight"), hp.n_embd, q_dim, true, L.wq));
     JIELONG_TRY(matrix(name("attn_k.weight"), hp.n_embd, kv_dim, true, L.wk));
     JIELONG_TRY(matrix(name("attn_v.weight"), hp.n_embd, kv_dim, true, L.wv));
-    JIELONG_TRY(vector(name("attn_q.bias"), q_dim, biases, &L.bq));
-    JIELONG_TRY(vector(name("attn_k.bias"), kv_dim, biases, &L.bk));
-    JIELONG_TRY(vector(name("attn_v.bias"), kv_dim, biases, &L.bv));
+    JIELONG_TRY(vector(name("attn_q.bias"), q_dim, hp.qkv_bias, &L.bq));
+    JIELONG_TRY(vector(name("attn_k.bias"), kv_dim, hp.qkv_bias, &L.bk));
+    JIELONG_TRY(vector(name("attn_v.bias"), kv_dim, hp.qkv_bias, &L.bv));
     JIELONG_TRY(matrix(name("attn_output.weight"), q_dim, hp.n_embd, true, L.wo));
     JIELONG_TRY(vector(name("ffn_norm.weight"), hp.n_embd, true, &L.ffn_norm));
     JIELONG_TRY(matrix(name("ffn_gate.weight"), hp.n_embd, hp.n_ff, true, L.w_gate));
@@ -204,22 +204,22 @@ Status Model::bind_all(const File& f) {
     JIELONG_TRY(matrix(name("ffn_down.weight"), hp.n_ff, hp.n_embd, true, L.w_down));
   }
 
-  // Rope: the rotated dims of each head and their frequencies.
-  rope_dim_ = hp.rope_dim ? hp.rope_dim : hp.head_dim;
-  if (rope_dim_ % 2 != 0 || rope_dim_ > hp.head_dim || rope_dim_ > kernels::kMaxRopeDim)
-    return make_error(Code::format_error, "rope dimension " + std::to_string(rope_dim_) +
-                                              " must be even and at most head_dim " + std::to_string(hp.head_dim));
-  rope_layout_ = hp.arch == Arch::qwen2 ? kernels::RopeLayout::neox : kernels::RopeLayout::normal;
-  inv_freq_.resize(rope_dim_ / 2);
+  // Rope: the frequencies of the rotated dims of each head (HParams::validate
+  // keeps hp.rope_dim even and within the head; the kernels set a limit too).
+  const size_t rope_dim = hp.rope_dim;
+  if (rope_dim > kernels::kMaxRopeDim)
+    return make_error(Code::unsupported, "rope dimension " + std::to_string(rope_dim) + " exceeds the kernels' " +
+                                             std::to_string(kernels::kMaxRopeDim));
+  inv_freq_.resize(rope_dim / 2);
   std::vector<float> freq_factors;
   if (const auto* t = f.find_tensor("rope_freqs.weight")) {
-    if (t->n_dims != 1 || t->ne[0] != rope_dim_ / 2 || t->type != DType::F32)
+    if (t->n_dims != 1 || t->ne[0] != rope_dim / 2 || t->type != DType::F32)
       return make_error(Code::format_error, "tensor 'rope_freqs.weight' must be f32 [" +
-                                                std::to_string(rope_dim_ / 2) + "]");
-    freq_factors.resize(rope_dim_ / 2);
-    kernels::dequantize_row<kernels::Scalar>(t->type, t->data, freq_factors.data(), rope_dim_ / 2);
+                                                std::to_string(rope_dim / 2) + "]");
+    freq_factors.resize(rope_dim / 2);
+    kernels::dequantize_row<kernels::Scalar>(t->type, t->data, freq_factors.data(), rope_dim / 2);
   }
-  rope_inv_freq(rope_params(hp), rope_dim_, inv_freq_, freq_factors);
+  rope_inv_freq(rope_params(hp), rope_dim, inv_freq_, freq_factors);
 
   // small_ no longer grows: hand out the pointers.
   for (const Pending& p : pending) *p.slot = small_.data() + p.offset;

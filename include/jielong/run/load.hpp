@@ -9,8 +9,9 @@
 
 #include "jielong/core/mapped_file.hpp"
 #include "jielong/core/status.hpp"
-#include "jielong/model/model.hpp"
 #include "jielong/io/model_file.hpp"
+#include "jielong/model/hparams.hpp"
+#include "jielong/model/model.hpp"
 #include "jielong/text/chat_template.hpp"
 #include "jielong/text/gguf_vocab.hpp"
 #include "jielong/text/tokenizer.hpp"
@@ -54,6 +55,7 @@ inline Result<LoadedModel> load(const std::string& model_path, const std::string
   LoadedModel lm;
   JIELONG_ASSIGN_OR_RETURN(std::shared_ptr<const io::ModelFile> file,
                            io::ModelFile::open(model_path, opts.file_mode()));
+  JIELONG_ASSIGN_OR_RETURN(const model::HParams hp, model::hparams_from_file(*file));
   // The tokenizer first: binding ends by giving the metadata's pages back.
   const io::GgufFile* gguf = file->gguf();
   if (tokenizer_path.empty() && gguf && gguf->find("tokenizer.ggml.model")) {
@@ -61,7 +63,7 @@ inline Result<LoadedModel> load(const std::string& model_path, const std::string
     if (!t.ok()) return Status(t.status()).prefix(model_path);
     lm.tokenizer = std::make_shared<const text::Tokenizer>(std::move(*t));
   }
-  const size_t n_vocab = file->hparams().n_vocab;
+  const size_t n_vocab = hp.n_vocab;
   if (!tokenizer_path.empty()) {
     auto t = text::Tokenizer::from_llama2c(tokenizer_path, static_cast<int32_t>(n_vocab));
     if (!t.ok()) return t.status();
@@ -71,7 +73,7 @@ inline Result<LoadedModel> load(const std::string& model_path, const std::string
     return make_error(Code::format_error, model_path + ": the tokenizer has " + std::to_string(lm.tokenizer->n_tokens()) +
                                               " tokens but the model's vocabulary is " + std::to_string(n_vocab));
   JIELONG_ASSIGN_OR_RETURN(lm.model,
-                           model::Model::bind<io::ModelFile>(file, file->hparams(), model_path, opts.bind_options()));
+                           model::Model::bind<io::ModelFile>(file, hp, model_path, opts.bind_options()));
   return lm;
 }
 

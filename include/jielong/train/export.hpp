@@ -1,6 +1,6 @@
 // Writes trained parameters as a GGUF model file that jielong's engine and
-// llama.cpp load: the same metadata and tensor names io/synth.hpp writes
-// (io::add_model_metadata), F32 or requantized (e.g. Q8_0 for shipping).
+// llama.cpp load: the same metadata and tensor names model/synth.hpp writes
+// (model::add_model_metadata), F32 or requantized (e.g. Q8_0 for shipping).
 #pragma once
 
 #include <cstdint>
@@ -11,7 +11,7 @@
 #include "jielong/io/gguf.hpp"
 #include "jielong/io/gguf_writer.hpp"
 #include "jielong/io/quantize.hpp"
-#include "jielong/io/synth.hpp"
+#include "jielong/model/synth.hpp"
 #include "jielong/train/params.hpp"
 
 namespace jielong::train {
@@ -38,7 +38,7 @@ inline Status export_gguf(const ParamLayout& layout, const float* params, const 
                                                   std::to_string(hp.n_vocab));
   }
   io::GgufWriter w;
-  io::add_model_metadata(w, hp, options.name, options.vocab);
+  model::add_model_metadata(w, hp, options.name, options.vocab);
   for (const ParamTensor& t : layout.tensors()) {
     const uint64_t dims[2] = {t.cols, t.rows};  // GGUF lists the row length first
     JIELONG_TRY(w.add_tensor(t.name, DType::F32, std::span<const uint64_t>(dims, t.rows == 1 ? 1 : 2),

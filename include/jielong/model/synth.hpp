@@ -17,17 +17,41 @@
 #include "jielong/io/quantize.hpp"
 #include "jielong/model/hparams.hpp"
 
-namespace jielong::io {
+namespace jielong::model {
 
+// The shape of a synthetic model and how its weights are drawn. The tests'
+// in-memory models (tests/test_model_fixture.hpp) extend it.
 struct SynthSpec {
-  model::Arch arch = model::Arch::llama;
+  Arch arch = Arch::llama;
   size_t n_embd = 256, n_ff = 704, n_layers = 4, n_heads = 8, n_kv_heads = 2, n_vocab = 512, n_ctx = 2048;
   bool tied = false;          // qwen2 models are usually tied
   uint64_t seed = 1;
-  const QuantMix* mix = nullptr;     // nullptr: f32
-  const GgufFile* vocab = nullptr;   // copy tokenizer.* from here
+  const io::QuantMix* mix = nullptr;     // nullptr: f32
+  const io::GgufFile* vocab = nullptr;   // copy tokenizer.* from here
   float rms_norm_eps = 1e-5f, rope_freq_base = 10000.0f;
 };
+
+// The hyper-parameters of a synthetic model (not validated: a test may bind
+// a shape on purpose that a file could not hold).
+inline HParams synth_hparams(const SynthSpec& spec) {
+  HParams hp;
+  hp.arch = spec.arch;
+  hp.n_vocab = spec.n_vocab;
+  hp.n_embd = spec.n_embd;
+  hp.n_ff = spec.n_ff;
+  hp.n_layers = spec.n_layers;
+  hp.n_heads = spec.n_heads;
+  hp.n_kv_heads = spec.n_kv_heads;
+  hp.head_dim = spec.n_heads ? spec.n_embd / spec.n_heads : 0;
+  hp.rope_dim = hp.head_dim;
+  hp.n_ctx_train = spec.n_ctx;
+  hp.rms_norm_eps = spec.rms_norm_eps;
+  hp.rope.freq_base = spec.rope_freq_base;
+  hp.rope_neox = spec.arch == Arch::qwen2;
+  hp.qkv_bias = spec.arch == Arch::qwen2;
+  hp.tied_embeddings = spec.tied;
+  return hp;
+}
 
 namespace detail {
 // splitmix64 → two uniforms → Box-Muller: a normal stream fixed by the seed.
@@ -55,7 +79,7 @@ struct NormalStream {
   }
 };
 
-inline void add_generated_vocab(GgufWriter& w, size_t n_vocab) {
+inline void add_generated_vocab(io::GgufWriter& w, size_t n_vocab) {
   std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
   std::vector<int32_t> types = {2, 3, 3};  // unknown, control, control
   static const char* hex = "0123456789ABCDEF";
@@ -89,11 +113,11 @@ inline void add_generated_vocab(GgufWriter& w, size_t n_vocab) {
 }  // namespace detail
 
 // The metadata of a llama-family model file: architecture, name, every
-// hyper-parameter key the loader (model/hparams.hpp) and llama.cpp read, and
+// hyper-parameter key the loader (hparams_from_gguf) and llama.cpp read, and
 // the vocabulary, copied from `vocab` (every tokenizer.* key) or generated.
-inline void add_model_metadata(GgufWriter& w, const model::HParams& hp, const std::string& name,
-                               const GgufFile* vocab) {
-  const std::string a = model::arch_name(hp.arch);
+inline void add_model_metadata(io::GgufWriter& w, const HParams& hp, const std::string& name,
+                               const io::GgufFile* vocab) {
+  const std::string a = arch_name(hp.arch);
   w.add_string("general.architecture", a);
   w.add_string("general.name", name);
   w.add_u32(a + ".context_length", static_cast<uint32_t>(hp.n_ctx_train));
@@ -106,53 +130,29 @@ inline void add_model_metadata(GgufWriter& w, const model::HParams& hp, const st
   w.add_f32(a + ".attention.layer_norm_rms_epsilon", hp.rms_norm_eps);
   w.add_f32(a + ".rope.freq_base", hp.rope.freq_base);
   if (vocab) {
-    for (const GgufKv& kv : vocab->metadata())
+    for (const io::GgufKv& kv : vocab->metadata())
       if (kv.key.substr(0, 10) == "tokenizer.") w.add_value(kv.key, kv.value);
   } else {
     detail::add_generated_vocab(w, hp.n_vocab);
   }
 }
 
-// Writes a model whose tensors were added as F32: as it is (mix nullptr or
-// f32), or requantized with `mix` (weights quantized, norms kept F32).
-inline Status write_model_file(GgufWriter& w, const std::string& out_path, const QuantMix* mix) {
-  if (!mix || mix->base == DType::F32) {
-    w.add_u32("general.file_type", 0);
-    return w.write(out_path);
-  }
-  const std::vector<std::byte> image = w.to_bytes();
-  JIELONG_ASSIGN_OR_RETURN(GgufFile f32, GgufFile::from_memory(image, out_path));
-  return quantize_model(f32, out_path, *mix);
-}
-
 inline Status write_synth_model(const SynthSpec& s, const std::string& out_path) {
   SynthSpec spec = s;
   if (spec.vocab) {
-    JIELONG_ASSIGN_OR_RETURN(GgufArray toks, spec.vocab->get_array("tokenizer.ggml.tokens"));
+    JIELONG_ASSIGN_OR_RETURN(io::GgufArray toks, spec.vocab->get_array("tokenizer.ggml.tokens"));
     spec.n_vocab = toks.size();
   } else if (spec.n_vocab < 259) {
     return make_error(Code::invalid_argument, "synth: a generated vocabulary needs at least 259 tokens (3 special + "
                                               "256 bytes), not " + std::to_string(spec.n_vocab));
   }
-  model::HParams hp;
-  hp.arch = spec.arch;
-  hp.n_vocab = spec.n_vocab;
-  hp.n_embd = spec.n_embd;
-  hp.n_ff = spec.n_ff;
-  hp.n_layers = spec.n_layers;
-  hp.n_heads = spec.n_heads;
-  hp.n_kv_heads = spec.n_kv_heads;
-  hp.head_dim = spec.n_heads ? spec.n_embd / spec.n_heads : 0;
-  hp.rope_dim = hp.head_dim;
-  hp.n_ctx_train = spec.n_ctx;
-  hp.rms_norm_eps = spec.rms_norm_eps;
-  hp.rope.freq_base = spec.rope_freq_base;
+  const HParams hp = synth_hparams(spec);
   JIELONG_TRY(hp.validate("synth"));
   if (hp.n_embd % hp.n_heads != 0)
     return make_error(Code::invalid_argument, "synth: --embd must be a multiple of --heads");
 
-  GgufWriter w;
-  add_model_metadata(w, hp, "synthetic-" + std::string(model::arch_name(spec.arch)), spec.vocab);
+  io::GgufWriter w;
+  add_model_metadata(w, hp, "synthetic-" + std::string(arch_name(spec.arch)), spec.vocab);
 
   // Every tensor's values, in the order llama.cpp's converters write them.
   std::vector<std::vector<float>> store;
@@ -178,7 +178,7 @@ inline Status write_synth_model(const SynthSpec& s, const std::string& out_path)
     tensor(p + "attn_q.weight", d, q, false);
     tensor(p + "attn_k.weight", d, kv, false);
     tensor(p + "attn_v.weight", d, kv, false);
-    if (spec.arch == model::Arch::qwen2) {
+    if (spec.arch == Arch::qwen2) {
       tensor(p + "attn_q.bias", q, 1, false);
       tensor(p + "attn_k.bias", kv, 1, false);
       tensor(p + "attn_v.bias", kv, 1, false);
@@ -195,7 +195,7 @@ inline Status write_synth_model(const SynthSpec& s, const std::string& out_path)
     JIELONG_TRY(w.add_tensor(t.name, DType::F32, std::span<const uint64_t>(two, t.rows == 1 ? 1 : 2),
                              std::as_bytes(std::span<const float>(store[i]))));
   }
-  return write_model_file(w, out_path, spec.mix);
+  return io::write_model_file(w, out_path, spec.mix);
 }
 
-}  // namespace jielong::io
+}  // namespace jielong::model
