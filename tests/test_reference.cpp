@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "jielong/run/eval.hpp"
-#include "jielong/run/eval_json.hpp"
+#include "../examples/jielong/eval_json.hpp"
 #include "jielong/run/generate.hpp"
 #include "jielong/run/load.hpp"
 #include "support/shared.hpp"
@@ -228,7 +228,7 @@ TEST_CASE("eval JSON lines are byte-identical to the reference layout") {
       }
       for (const auto& t : j["greedy"].items) r.greedy.push_back(static_cast<int32_t>(t.num));
       r.text = unhex(j["text_hex"].str);
-      CHECK(run::to_json_line(r) == line);
+      CHECK(cli::to_json_line(r) == line);
       ++n;
     }
   }

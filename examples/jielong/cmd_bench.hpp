@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "args.hpp"
-#include "cmd_eval.hpp"
-#include "cmd_generate.hpp"
+#include "common.hpp"
+#include "eval_json.hpp"
 #include "jielong/core/executor.hpp"
 #include "jielong/core/memory.hpp"
 #include "jielong/run/load.hpp"
@@ -129,19 +129,6 @@ inline std::vector<size_t> parse_list(const std::string& s, bool& ok) {
     i = j + 1;
   }
   return out;
-}
-
-inline void json_string(std::FILE* f, const std::string& s) {
-  std::fputc('"', f);
-  for (char c : s) {
-    if (c == '"' || c == '\\') std::fputc('\\', f);
-    if (static_cast<unsigned char>(c) < 0x20) {
-      std::fprintf(f, "\\u%04x", c);
-      continue;
-    }
-    std::fputc(c, f);
-  }
-  std::fputc('"', f);
 }
 
 }  // namespace bench_detail
@@ -323,9 +310,9 @@ inline int cmd_bench(Args& args) {
     for (size_t i = 0; i < samples.size(); ++i) {
       const auto& smp = samples[i];
       std::printf("  {\"model_filename\": ");
-      bd::json_string(stdout, model_path);
+      std::fputs(json_string(model_path).c_str(), stdout);
       std::printf(", \"model_type\": ");
-      bd::json_string(stdout, model_name);
+      std::fputs(json_string(model_name).c_str(), stdout);
       std::printf(", \"model_size\": %zu, \"model_n_params\": %zu, \"backends\": \"CPU\", \"backend\": \"%s\","
                   " \"n_batch\": %lld, \"n_threads\": %zu, \"type_k\": \"%s\", \"type_v\": \"%s\", \"use_mmap\": %s,"
                   " \"n_prompt\": %zu, \"n_gen\": %zu, \"avg_ns\": %.0f, \"stddev_ns\": %.0f,"

@@ -6,22 +6,12 @@
 #include <vector>
 
 #include "args.hpp"
-#include "cmd_generate.hpp"
+#include "common.hpp"
+#include "eval_json.hpp"
 #include "jielong/run/eval.hpp"
-#include "jielong/run/eval_json.hpp"
 #include "jielong/run/load.hpp"
 
 namespace jielong::cli {
-
-inline bool parse_kv_type(const char* command, const std::string& s, model::KvType& out) {
-  if (s == "f32") out = model::KvType::f32;
-  else if (s == "f16") out = model::KvType::f16;
-  else {
-    std::fprintf(stderr, "jielong %s: --kv must be f32 or f16, got '%s'\n", command, s.c_str());
-    return false;
-  }
-  return true;
-}
 
 // One JSON object per prompt, in the layout of llama.cpp's reference files.
 inline int cmd_eval(Args& args) {
@@ -63,7 +53,7 @@ inline int cmd_eval(Args& args) {
       std::fprintf(stderr, "jielong eval: %s\n", rec.status().to_string().c_str());
       return 1;
     }
-    std::printf("%s\n", run::to_json_line(*rec).c_str());
+    std::printf("%s\n", to_json_line(*rec).c_str());
   }
   return 0;
 }

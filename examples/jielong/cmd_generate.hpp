@@ -4,27 +4,12 @@
 #include <string>
 
 #include "args.hpp"
+#include "common.hpp"
 #include "jielong/run/generate.hpp"
 #include "jielong/run/load.hpp"
 #include "jielong/run/session.hpp"
 
 namespace jielong::cli {
-
-// Shared by generate / eval / perplexity: -m MODEL [-z TOKENIZER] → model + tokenizer.
-inline bool load_or_report(const char* command, const std::string& model_path, const std::string& tokenizer_path,
-                           const run::LoadOptions& lo, run::LoadedModel& out) {
-  if (model_path.empty()) {
-    std::fprintf(stderr, "jielong %s: -m MODEL is required\n", command);
-    return false;
-  }
-  auto loaded = run::load(model_path, tokenizer_path, lo);
-  if (!loaded.ok()) {
-    std::fprintf(stderr, "jielong %s: %s\n", command, loaded.status().to_string().c_str());
-    return false;
-  }
-  out = std::move(*loaded);
-  return true;
-}
 
 inline int cmd_generate(Args& args) {
   std::string model_path, tokenizer_path, prompt;
@@ -63,7 +48,7 @@ inline int cmd_generate(Args& args) {
   if (chat) {
     auto rendered = run::apply_chat_template(*lm.tokenizer, prompt);
     if (!rendered.ok()) {
-      std::fprintf(stderr, "jielong generate: %s\n", rendered.status().to_string().c_str());
+      std::fprintf(stderr, "jielong generate: --chat: %s\n", rendered.status().to_string().c_str());
       return 1;
     }
     prompt = *rendered;

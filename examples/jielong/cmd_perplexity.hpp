@@ -4,8 +4,7 @@
 #include <string>
 
 #include "args.hpp"
-#include "cmd_eval.hpp"
-#include "cmd_generate.hpp"
+#include "common.hpp"
 #include "jielong/run/eval.hpp"
 #include "jielong/run/load.hpp"
 

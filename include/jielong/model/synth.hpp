@@ -149,7 +149,7 @@ inline Status write_synth_model(const SynthSpec& s, const std::string& out_path)
   const HParams hp = synth_hparams(spec);
   JIELONG_TRY(hp.validate("synth"));
   if (hp.n_embd % hp.n_heads != 0)
-    return make_error(Code::invalid_argument, "synth: --embd must be a multiple of --heads");
+    return make_error(Code::invalid_argument, "synth: the width " + std::to_string(hp.n_embd) + " is not a multiple of the head count " + std::to_string(hp.n_heads));
 
   io::GgufWriter w;
   add_model_metadata(w, hp, "synthetic-" + std::string(arch_name(spec.arch)), spec.vocab);

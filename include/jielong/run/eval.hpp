@@ -6,18 +6,28 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <numeric>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "jielong/core/status.hpp"
-#include "jielong/run/eval_json.hpp"
 #include "jielong/run/load.hpp"
 #include "jielong/run/session.hpp"
 
 namespace jielong::run {
+
+// What `jielong eval` prints for one prompt (examples/jielong/eval_json.hpp).
+struct EvalRecord {
+  std::string prompt;
+  std::vector<int32_t> tokens;                                  // the prompt, with BOS if the model adds one
+  std::vector<std::vector<std::pair<int32_t, float>>> prompt_top;  // [position][k] (id, logit), best first
+  std::vector<int32_t> greedy;                                  // greedy continuation ids
+  std::string text;                                             // its bytes, detokenized
+};
 
 // The k largest of logits[n] as (id, logit), largest first, lower id first among equals.
 inline std::vector<std::pair<int32_t, float>> top_logits(std::span<const float> logits, size_t k) {

@@ -82,7 +82,7 @@ inline Result<LoadedModel> load(const std::string& model_path, const std::string
 inline Result<std::string> apply_chat_template(const text::Tokenizer& tok, std::string_view user) {
   const text::ChatTemplate t = text::detect_chat_template(tok.vocab().chat_template);
   if (t == text::ChatTemplate::unknown)
-    return make_error(Code::unsupported, "--chat: the model has no chat template this library recognises");
+    return make_error(Code::unsupported, "chat template: the model has none this library recognises");
   const text::ChatMessage msg{"user", user};
   return text::render_chat(t, std::span<const text::ChatMessage>(&msg, 1), true);
 }

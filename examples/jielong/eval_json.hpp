@@ -1,7 +1,7 @@
 // The JSON-lines record `jielong eval` prints: one object per prompt with
 // the prompt's tokens, the top logits at every prompt position and the greedy
-// continuation, laid out exactly as the llama.cpp reference files are, so the
-// two can be compared line by line.
+// continuation (run::EvalRecord), laid out exactly as the llama.cpp reference
+// files are, so the two can be compared line by line.
 #pragma once
 
 #include <cstdint>
@@ -11,15 +11,9 @@
 #include <utility>
 #include <vector>
 
-namespace jielong::run {
+#include "jielong/run/eval.hpp"
 
-struct EvalRecord {
-  std::string prompt;
-  std::vector<int32_t> tokens;                                  // the prompt, with BOS if the model adds one
-  std::vector<std::vector<std::pair<int32_t, float>>> prompt_top;  // [position][k] (id, logit), best first
-  std::vector<int32_t> greedy;                                  // greedy continuation ids
-  std::string text;                                             // its bytes, detokenized
-};
+namespace jielong::cli {
 
 namespace json_detail {
 
@@ -96,7 +90,7 @@ inline std::string hex_bytes(std::string_view s) {
   return out;
 }
 
-inline std::string to_json_line(const EvalRecord& r) {
+inline std::string to_json_line(const run::EvalRecord& r) {
   std::string o = "{\"prompt\":" + json_string(r.prompt) + ",\"tokens\":[";
   for (size_t i = 0; i < r.tokens.size(); ++i) o += (i ? "," : "") + std::to_string(r.tokens[i]);
   o += "],\"prompt_top\":[";
@@ -112,4 +106,4 @@ inline std::string to_json_line(const EvalRecord& r) {
   return o;
 }
 
-}  // namespace jielong::run
+}  // namespace jielong::cli
