@@ -9,8 +9,9 @@
 // For hosts with a frame budget (games, UIs): `queue` + `advance(budget)`
 // run the same forward passes in slices. A pass that outlives the budget is
 // stopped at the next parallel-loop boundary (a matmul, at most a fraction of
-// a layer) and resumed on the next call, on a stack of its own, so the
-// numbers are those of `prefill`/`step` whatever the budget. `cancel()` from
+// a layer) and resumed on the next call, on a stack of its own
+// (run/time_slicer.hpp), so the numbers are those of `prefill`/`step`
+// whatever the budget. `cancel()` from
 // any thread makes the running call return Code::cancelled within one
 // parallel task (a slice of one matmul) or one token's attention, the
 // session rewound to where that call started (a cancel during a context
@@ -31,14 +32,13 @@
 #include <utility>
 #include <vector>
 
-#include <ucontext.h>
-
 #include "jielong/core/executor.hpp"
 #include "jielong/core/status.hpp"
 #include "jielong/kernels/kernels.hpp"
 #include "jielong/model/kv_cache.hpp"
 #include "jielong/model/model.hpp"
 #include "jielong/model/transformer.hpp"
+#include "jielong/run/time_slicer.hpp"
 #include "jielong/sample/chain.hpp"
 
 namespace jielong::run {
@@ -162,14 +162,7 @@ class Session {
   }
 
   // Tells the sampler chain (penalties) that `t` is part of the sequence.
-  // Goes through the session so that save_state() can record the window.
-  void accept(Token t) noexcept {
-    sampler_.accept(t);
-    if (accepted_.empty()) return;
-    accepted_[accepted_head_] = t;
-    accepted_head_ = (accepted_head_ + 1) % accepted_.size();
-    accepted_filled_ = std::min(accepted_filled_ + 1, accepted_.size());
-  }
+  void accept(Token t) noexcept { sampler_.accept(t); }
 
   // ---- Time-sliced work -------------------------------------------------
 
@@ -209,39 +202,37 @@ class Session {
   // are those of prefill() + step() whatever the budget.
   Result<AdvanceResult> advance(std::chrono::nanoseconds budget) {
     AdvanceResult r;
-    Slicer& sl = *slicer_;
-    sl.deadline = std::chrono::steady_clock::now() + budget;
-    sl.use_deadline = true;
-    sl.ran = false;
+    TimeSlicer& sl = *slicer_;
+    sl.begin_slice(TimeSlicer::clock::now() + budget);
     for (;;) {
-      if (!sl.suspended) {
+      if (!sl.suspended()) {
         if (!next_job(r)) {
           r.done = true;
           break;
         }
-        start_job();
+        sl.start(&run_job, this);
       } else {
-        resume_job();
+        sl.resume();
       }
-      if (sl.suspended) break;  // out of time inside a forward pass
-      if (sl.cancel.load(std::memory_order_acquire)) {
-        sl.use_deadline = false;
+      if (sl.suspended()) break;  // out of time inside a forward pass
+      if (sl.cancelled()) {
+        sl.end_slice();
         rollback_queue();
-        sl.cancel.store(false, std::memory_order_release);
+        sl.clear_cancel();
         return make_error(Code::cancelled, "session: advance() cancelled");
       }
       finish_job(r);
-      if (std::chrono::steady_clock::now() >= sl.deadline) {
+      if (TimeSlicer::clock::now() >= sl.deadline()) {
         r.done = pending_done_ == pending_.size() && n_generate_ == 0;
         break;
       }
     }
-    sl.use_deadline = false;
+    sl.end_slice();
     return r;
   }
 
   // True while a forward pass is suspended between two advance() calls.
-  bool busy() const noexcept { return slicer_ && slicer_->suspended; }
+  bool busy() const noexcept { return slicer_ && slicer_->suspended(); }
   // Queued work left: prompt tokens not yet in the cache, tokens to generate.
   size_t queued_prompt() const noexcept { return pending_.size() - pending_done_; }
   size_t queued_generate() const noexcept { return n_generate_; }
@@ -250,7 +241,7 @@ class Session {
   // step or advance returns Code::cancelled within one parallel task and the
   // session is back where that call started (for advance: where the
   // unfinished queue started, or before the token being generated).
-  void cancel() noexcept { slicer_->cancel.store(true, std::memory_order_release); }
+  void cancel() noexcept { slicer_->request_cancel(); }
 
   // Logits of the last token, [n_vocab]; empty before any token.
   std::span<const float> logits() const noexcept {
@@ -299,9 +290,6 @@ class Session {
     s.tokens_.reserve(opts_.n_ctx);
     s.tokens_ = tokens_;
     JIELONG_TRY(s.init_slicing());
-    s.accepted_ = accepted_;
-    s.accepted_head_ = accepted_head_;
-    s.accepted_filled_ = accepted_filled_;
     return s;
   }
 
@@ -320,8 +308,6 @@ class Session {
     if (busy()) return make_error(Code::invalid_argument, "session: set_sampling() while a slice is suspended");
     JIELONG_ASSIGN_OR_RETURN(sampler_, sample::SamplerChain::from_params(p, n_vocab()));
     opts_.sampling = p;
-    accepted_.assign(p.penalty_last_n > 0 ? static_cast<size_t>(p.penalty_last_n) : 0, 0);
-    accepted_head_ = accepted_filled_ = 0;
     return Status::ok();
   }
 
@@ -352,10 +338,10 @@ class Session {
       const model::LogitsFor which =
           all_logits ? model::LogitsFor::all : (last_chunk ? model::LogitsFor::last : model::LogitsFor::none);
       run_forward(tokens.data() + i, n, tokens_.size(), out, which);
-      if (slicer_->cancel.load(std::memory_order_acquire)) {
+      if (slicer_->cancelled()) {
         tokens_.resize(start);
         std::memcpy(logits_.data(), logits_saved_.data(), n_vocab * sizeof(float));
-        slicer_->cancel.store(false, std::memory_order_release);
+        slicer_->clear_cancel();
         return make_error(Code::cancelled, "session: cancelled at position " + std::to_string(start + i));
       }
       tokens_.insert(tokens_.end(), tokens.begin() + static_cast<ptrdiff_t>(i),
@@ -376,7 +362,7 @@ class Session {
   }
   template <class B>
   void forward_on(const Token* t, size_t n, size_t pos0, float* out, model::LogitsFor which) noexcept {
-    model::Transformer<B>(*model_, kv_, scratch_, slicer_->gate, &slicer_->cancel).forward(t, n, pos0, out, which);
+    model::Transformer<B>(*model_, kv_, scratch_, slicer_->gate(), &slicer_->cancel_flag()).forward(t, n, pos0, out, which);
   }
 
   // Keeps tokens [0, n_keep), drops enough of the oldest after them to fit
@@ -399,9 +385,9 @@ class Session {
     for (size_t i = n_keep; i < tokens_.size(); i += opts_.n_batch) {
       const size_t n = std::min(opts_.n_batch, tokens_.size() - i);
       run_forward(tokens_.data() + i, n, i, logits_saved_.data(), model::LogitsFor::last);
-      if (slicer_->cancel.load(std::memory_order_acquire)) {
+      if (slicer_->cancelled()) {
         tokens_.resize(i);
-        slicer_->cancel.store(false, std::memory_order_release);
+        slicer_->clear_cancel();
         return make_error(Code::cancelled, "session: cancelled during a context shift; " + std::to_string(i) +
                                                " tokens kept");
       }
@@ -412,63 +398,8 @@ class Session {
 
   // ---- Slices and cancellation ------------------------------------------
 
-  // Every parallel loop of a forward pass goes through this gate: it skips
-  // the work once cancelled, and inside advance() it hands control back to
-  // the host when the budget is spent.
-  struct Slicer;
-  class Gate final : public Executor {
-   public:
-    Executor* inner = nullptr;
-    Slicer* sl = nullptr;
-    size_t concurrency() const noexcept override { return inner->concurrency(); }
-    void run(size_t n_tasks, FunctionRef<void(size_t)> task) noexcept override {
-      if (sl->cancel.load(std::memory_order_acquire)) return;
-      if (!(sl->in_fiber && sl->use_deadline)) {
-        // Each task looks at the flag first, so a cancel is seen within one
-        // task (a slice of one matmul), not at the end of the loop.
-        auto guarded = [&](size_t i) {
-          if (!sl->cancel.load(std::memory_order_relaxed)) task(i);
-        };
-        return inner->run(n_tasks, guarded);
-      }
-      // Sliced: hand out the tasks a round at a time and check the clock
-      // between rounds, so one large matmul can also be paused. Each task
-      // writes its own outputs, so the grouping does not change a bit.
-      // A round is not started when the last one says it would end past the
-      // deadline, unless this advance() has not run one yet (progress).
-      using clock = std::chrono::steady_clock;
-      const size_t round = std::max<size_t>(1, inner->concurrency());
-      for (size_t b = 0; b < n_tasks; b += round) {
-        clock::time_point t0 = clock::now();
-        if (sl->ran && t0 + sl->round_estimate >= sl->deadline) {
-          swapcontext(&sl->fiber, &sl->host);  // pause; the next advance() resumes here
-          t0 = clock::now();
-        }
-        if (sl->cancel.load(std::memory_order_acquire)) return;
-        auto part = [&](size_t i) { task(b + i); };
-        inner->run(std::min(round, n_tasks - b), part);
-        sl->ran = true;
-        // The estimate follows a shorter round gradually and a longer one
-        // at most 4× per round: one round stretched by the thread being
-        // preempted must not stall the following slices.
-        const auto e = sl->round_estimate;
-        auto d = clock::now() - t0;
-        if (e != clock::duration::zero()) d = std::min<clock::duration>(d, 4 * e);
-        sl->round_estimate = std::max<clock::duration>(d, e - e / 4);
-      }
-    }
-  };
-  struct Slicer {
-    std::atomic<bool> cancel{false};
-    Gate gate;
-    ucontext_t host{}, fiber{};  // not movable: ucontext_t points into itself
-    std::unique_ptr<std::byte[]> stack;  // the fiber's stack
-    bool in_fiber = false, suspended = false, use_deadline = false;
-    bool ran = false;  // this advance() has run a round of tasks
-    std::chrono::steady_clock::time_point deadline{};
-    std::chrono::steady_clock::duration round_estimate{};  // time of one round of tasks
-    // The forward pass the fiber runs.
-    Session* session = nullptr;
+  // The forward pass advance() runs on the time slicer's fiber.
+  struct Job {
     const Token* tokens = nullptr;
     size_t n = 0, pos0 = 0;
     float* out = nullptr;
@@ -477,41 +408,32 @@ class Session {
     Token token = 0;
     sample::SamplerChain::State sampler_before{};
   };
-  static constexpr size_t kFiberStack = size_t{1} << 20;
 
   Status init_slicing() {
-    slicer_ = std::make_unique<Slicer>();
-    slicer_->gate.inner = executor_;
-    slicer_->gate.sl = slicer_.get();
-    slicer_->stack.reset(new (std::nothrow) std::byte[kFiberStack]);
-    if (!slicer_->stack) return make_error(Code::out_of_memory, "session: stack for time-sliced steps");
+    JIELONG_ASSIGN_OR_RETURN(slicer_, TimeSlicer::create(executor_));
     logits_saved_.assign(logits_.size(), 0.0f);
     pending_.reserve(opts_.n_ctx);
-    const int32_t w = opts_.sampling.penalty_last_n;
-    accepted_.assign(w > 0 ? static_cast<size_t>(w) : 0, 0);
-    accepted_head_ = accepted_filled_ = 0;
     return Status::ok();
   }
 
-  static void fiber_main(unsigned hi, unsigned lo) noexcept {
-    auto* sl = reinterpret_cast<Slicer*>((static_cast<uintptr_t>(hi) << 32) | static_cast<uintptr_t>(lo));
-    sl->session->run_forward(sl->tokens, sl->n, sl->pos0, sl->out, sl->which);
-    sl->suspended = false;  // returns to sl->host through uc_link
+  static void run_job(void* self) noexcept {
+    auto* s = static_cast<Session*>(self);
+    const Job& j = s->job_;
+    s->run_forward(j.tokens, j.n, j.pos0, j.out, j.which);
   }
 
   // Picks the next forward pass of the queue; false when there is none.
   bool next_job(AdvanceResult& r) noexcept {
-    Slicer& sl = *slicer_;
-    sl.session = this;
+    Job& job = job_;
     if (pending_done_ < pending_.size()) {
       const size_t left = pending_.size() - pending_done_;
-      sl.generating = false;
-      sl.tokens = pending_.data() + pending_done_;
-      sl.n = std::min(opts_.n_batch, left);
-      sl.pos0 = tokens_.size();
-      const bool last = sl.n == left;
-      sl.out = last ? logits_.data() : nullptr;
-      sl.which = last ? model::LogitsFor::last : model::LogitsFor::none;
+      job.generating = false;
+      job.tokens = pending_.data() + pending_done_;
+      job.n = std::min(opts_.n_batch, left);
+      job.pos0 = tokens_.size();
+      const bool last = job.n == left;
+      job.out = last ? logits_.data() : nullptr;
+      job.which = last ? model::LogitsFor::last : model::LogitsFor::none;
       return true;
     }
     if (n_generate_ == 0) return false;
@@ -519,7 +441,7 @@ class Session {
       n_generate_ = 0;
       return false;
     }
-    sl.sampler_before = sampler_.state();
+    job.sampler_before = sampler_.state();
     const Token t = sampler_.sample(logits_);
     if (t == stop_) {
       accept(t);
@@ -528,59 +450,38 @@ class Session {
       return false;
     }
     std::memcpy(logits_saved_.data(), logits_.data(), logits_.size() * sizeof(float));
-    sl.generating = true;
-    sl.token = t;
-    sl.tokens = &sl.token;
-    sl.n = 1;
-    sl.pos0 = tokens_.size();
-    sl.out = logits_.data();
-    sl.which = model::LogitsFor::last;
+    job.generating = true;
+    job.token = t;
+    job.tokens = &job.token;
+    job.n = 1;
+    job.pos0 = tokens_.size();
+    job.out = logits_.data();
+    job.which = model::LogitsFor::last;
     return true;
   }
 
-  void start_job() noexcept {
-    Slicer& sl = *slicer_;
-    getcontext(&sl.fiber);
-    sl.fiber.uc_stack.ss_sp = sl.stack.get();
-    sl.fiber.uc_stack.ss_size = kFiberStack;
-    sl.fiber.uc_link = &sl.host;
-    const auto p = reinterpret_cast<uintptr_t>(&sl);
-    makecontext(&sl.fiber, reinterpret_cast<void (*)()>(&fiber_main), 2, static_cast<unsigned>(p >> 32),
-                static_cast<unsigned>(p & 0xffffffffu));
-    sl.suspended = true;
-    resume_job();
-  }
-
-  // Runs the fiber until the pass ends (suspended = false) or pauses.
-  void resume_job() noexcept {
-    Slicer& sl = *slicer_;
-    sl.in_fiber = true;
-    swapcontext(&sl.host, &sl.fiber);
-    sl.in_fiber = false;
-  }
-
   void finish_job(AdvanceResult& r) noexcept {
-    Slicer& sl = *slicer_;
-    if (sl.generating) {
-      accept(sl.token);
-      tokens_.push_back(sl.token);
+    const Job& job = job_;
+    if (job.generating) {
+      accept(job.token);
+      tokens_.push_back(job.token);
       --n_generate_;
       ++r.generated;
       return;
     }
-    tokens_.insert(tokens_.end(), sl.tokens, sl.tokens + sl.n);
-    pending_done_ += sl.n;
-    r.prompt_tokens += sl.n;
+    tokens_.insert(tokens_.end(), job.tokens, job.tokens + job.n);
+    pending_done_ += job.n;
+    r.prompt_tokens += job.n;
   }
 
   // After a cancelled pass: back to before the queued prompt if it was not
   // finished, else to before the token being generated. The queue is emptied.
   void rollback_queue() noexcept {
-    Slicer& sl = *slicer_;
-    if (!sl.generating) {
+    const Job& job = job_;
+    if (!job.generating) {
       tokens_.resize(queue_position_);
     } else {
-      sampler_.set_state(sl.sampler_before);
+      sampler_.set_state(job.sampler_before);
     }
     std::memcpy(logits_.data(), logits_saved_.data(), logits_.size() * sizeof(float));
     pending_.clear();
@@ -598,15 +499,14 @@ class Session {
   sample::SamplerChain sampler_;
   std::vector<float> logits_;         // [n_vocab] of the last token
   std::vector<Token> tokens_;         // [position] the sequence so far (capacity n_ctx)
-  std::unique_ptr<Slicer> slicer_;    // on the heap: its contexts must not move
+  std::unique_ptr<TimeSlicer> slicer_;  // prefill/step/advance run through its gate
+  Job job_;                           // advance()'s current forward pass
   std::vector<float> logits_saved_;   // [n_vocab] what a cancellation restores
   std::vector<Token> pending_;        // [≤ n_ctx] queued prompt (capacity n_ctx)
   size_t pending_done_ = 0;           // of pending_, already in the cache
   size_t queue_position_ = 0;         // position when the queued prompt started
   size_t n_generate_ = 0;             // tokens advance() still has to sample
   Token stop_ = -1;
-  std::vector<Token> accepted_;       // [penalty_last_n] ring of accepted tokens, for save_state
-  size_t accepted_head_ = 0, accepted_filled_ = 0;
 
   friend class SessionIo;
 };

@@ -44,7 +44,7 @@ class SessionIo {
   // Bytes save_state needs for the session as it is now.
   static size_t saved_size(const Session& s) noexcept {
     const size_t pos = s.tokens_.size();
-    return kHeader + pad8(pos * 4) + pad8(s.accepted_filled_ * 4) + pad8(s.n_vocab() * 4) +
+    return kHeader + pad8(pos * 4) + pad8(n_accepted(s) * 4) + pad8(s.n_vocab() * 4) +
            2 * s.kv_.n_layers() * pos * s.kv_.row_bytes() + 8;
   }
 
@@ -64,17 +64,17 @@ class SessionIo {
     std::memcpy(&mu_bits, &st.mu, 4);
     const uint64_t mirostat = st.has_mu ? (uint64_t{1} << 32) | mu_bits : 0;
     const uint64_t head[12] = {kMagic, kVersion, fingerprint(s.model()), s.kv_.n_layers(), s.kv_.kv_dim(),
-                               s.n_vocab(), static_cast<uint64_t>(s.kv_.type()), pos, s.accepted_filled_,
+                               s.n_vocab(), static_cast<uint64_t>(s.kv_.type()), pos, n_accepted(s),
                                st.rng.seed, st.rng.counter, mirostat};
     w.put(head, kHeader);
     w.put(s.tokens_.data(), pos * 4);
     w.pad();
     // The penalty window, oldest first.
-    const size_t cap = s.accepted_.size();
-    for (size_t i = 0; i < s.accepted_filled_; ++i) {
-      const Token t = s.accepted_[(s.accepted_head_ + cap - s.accepted_filled_ + i) % cap];
-      w.put(&t, 4);
-    }
+    if (const sample::Penalties* pen = s.sampler_.penalties())
+      for (size_t i = 0; i < pen->size(); ++i) {
+        const Token t = pen->recent(i);
+        w.put(&t, 4);
+      }
     w.pad();
     w.put(s.logits_.data(), s.n_vocab() * 4);
     w.pad();
@@ -145,7 +145,6 @@ class SessionIo {
     std::memcpy(s.tokens_.data(), p, pos * 4);
     p += pad8(pos * 4);
     s.sampler_.reset();
-    s.accepted_head_ = s.accepted_filled_ = 0;
     for (uint64_t i = 0; i < n_acc; ++i) {
       Token t;
       std::memcpy(&t, p + i * 4, 4);
@@ -217,6 +216,10 @@ class SessionIo {
     }
   };
   static size_t pad8(size_t n) noexcept { return (n + 7) / 8 * 8; }
+  static size_t n_accepted(const Session& s) noexcept {
+    const sample::Penalties* pen = s.sampler_.penalties();
+    return pen ? pen->size() : 0;
+  }
 };
 
 }  // namespace jielong::run

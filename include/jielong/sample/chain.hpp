@@ -149,6 +149,14 @@ class SamplerChain {
     for (auto& s : stages_) std::visit([&](auto& stage) { stage.reset(); }, s);
   }
 
+  // The penalties' window of accepted tokens (none without a penalty stage):
+  // what a saved session carries so that a restored one penalises the same.
+  const Penalties* penalties() const noexcept {
+    for (const auto& s : stages_)
+      if (const auto* p = std::get_if<Penalties>(&s)) return p;
+    return nullptr;
+  }
+
   // What sampling changes besides the penalty window: the RNG position and
   // mirostat's mu. A caller that must undo a draw (a cancelled step) saves
   // and restores it; a saved session carries it.

@@ -300,6 +300,10 @@ class Penalties {
     filled_ = head_ = 0;
   }
 
+  // The window: recent(0) is the oldest of the size() accepted tokens it holds.
+  size_t size() const noexcept { return filled_; }
+  Token recent(size_t i) const noexcept { return window_[(head_ + window_.size() - filled_ + i) % window_.size()]; }
+
  private:
   float repeat_ = 1.0f, frequency_ = 0.0f, presence_ = 0.0f;
   std::vector<Token> window_;     // [last_n] ring of recent tokens

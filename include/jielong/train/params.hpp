@@ -130,7 +130,7 @@ class ParamLayout {
   bool has_bias_ = false;
 };
 
-// GPT-2's initialisation (as io/synth.hpp makes random models): matrices and
+// GPT-2's initialisation (as model/synth.hpp makes random models): matrices and
 // embeddings ~ N(0, 0.02²), the residual projections (attn_output, ffn_down)
 // scaled by 1/√(2·n_layers) so the residual stream's variance does not grow
 // with depth, norms 1, biases 0. `normal` yields N(0, 1) samples.
