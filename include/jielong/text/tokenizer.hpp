@@ -263,6 +263,19 @@ class Tokenizer {
                                                 std::to_string(v.types.size()) + " token types");
     if (v.scores.empty()) v.scores.assign(n, 0.0f);
     vocab_ = std::move(v);
+    index_tokens();
+    if (vocab_.kind == VocabKind::bpe) JIELONG_TRY(init_bpe());
+    find_end_of_generation();
+    collect_special();
+    build_pieces();
+    find_byte_tokens();
+    return Status::ok();
+  }
+
+  // Ids by text, token attributes from the stored types, special ids that
+  // point outside the vocabulary dropped.
+  void index_tokens() {
+    const size_t n = vocab_.tokens.size();
     attrs_.assign(n, attr_normal);
     token_to_id_.clear();
     token_to_id_.reserve(n);
@@ -287,34 +300,38 @@ class Tokenizer {
     for (int32_t* id : {&vocab_.bos_id, &vocab_.eos_id, &vocab_.eot_id, &vocab_.eom_id, &vocab_.unk_id, &vocab_.pad_id,
                         &vocab_.sep_id, &vocab_.mask_id})
       if (*id >= static_cast<int32_t>(n) || *id < 0) *id = kNoToken;
+  }
 
-    if (vocab_.kind == VocabKind::bpe) {
-      const PreTokenizerPreset* preset = find_pretokenizer_preset(vocab_.pre);
-      if (!preset)
-        return make_error(Code::unsupported, "unknown BPE pre-tokenizer '" + vocab_.pre +
-                                                 "' (tokenizer.ggml.pre); known: " + known_presets());
-      auto pt = PreTokenizer::create(preset->regexes);
-      if (!pt.ok()) return pt.status();
-      pretokenizer_ = std::move(*pt);
-      bpe_ranks_.clear();
-      bpe_ranks_.reserve(vocab_.merges.size());
-      for (size_t i = 0; i < vocab_.merges.size(); ++i) {
-        const std::string& m = vocab_.merges[i];
-        const size_t sp = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
-        std::string key;
-        if (sp != std::string::npos) {
-          key = m.substr(0, sp);
-          key.push_back('\0');
-          key.append(m, sp + 1, std::string::npos);
-        } else {
-          key.push_back('\0');
-        }
-        bpe_ranks_.emplace(std::move(key), static_cast<int32_t>(i));  // the first rank of a pair wins
+  // The pre-tokenizer of the vocabulary's preset and the merge ranks.
+  Status init_bpe() {
+    const PreTokenizerPreset* preset = find_pretokenizer_preset(vocab_.pre);
+    if (!preset)
+      return make_error(Code::unsupported, "unknown BPE pre-tokenizer '" + vocab_.pre +
+                                               "' (tokenizer.ggml.pre); known: " + known_presets());
+    auto pt = PreTokenizer::create(preset->regexes);
+    if (!pt.ok()) return pt.status();
+    pretokenizer_ = std::move(*pt);
+    bpe_ranks_.clear();
+    bpe_ranks_.reserve(vocab_.merges.size());
+    for (size_t i = 0; i < vocab_.merges.size(); ++i) {
+      const std::string& m = vocab_.merges[i];
+      const size_t sp = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
+      std::string key;
+      if (sp != std::string::npos) {
+        key = m.substr(0, sp);
+        key.push_back('\0');
+        key.append(m, sp + 1, std::string::npos);
+      } else {
+        key.push_back('\0');
       }
+      bpe_ranks_.emplace(std::move(key), static_cast<int32_t>(i));  // the first rank of a pair wins
     }
+    return Status::ok();
+  }
 
-    // End-of-turn tokens by text, as llama.cpp recognises them; they act as
-    // control tokens whatever their stored type says.
+  // End-of-turn tokens by text, as llama.cpp recognises them; they act as
+  // control tokens whatever their stored type says.
+  void find_end_of_generation() {
     static constexpr std::string_view kEot[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
                                                 "<|end_of_text|>", "<EOT>", "_<EOT>", "<｜end▁of▁sentence｜>"};
     static constexpr std::string_view kEog[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
@@ -333,9 +350,12 @@ class Tokenizer {
       if (id != kNoToken && !is_eog(id)) eog_.push_back(id);
     for (int32_t id : eog_)
       if (!(attrs_[id] & attr_control)) attrs_[id] |= attr_control;
+  }
 
-    // Special tokens to cut out of text, longest first (ties by id, so the
-    // order never depends on the sort implementation).
+  // Special tokens to cut out of text, longest first (ties by id, so the
+  // order never depends on the sort implementation).
+  void collect_special() {
+    const size_t n = vocab_.tokens.size();
     special_.clear();
     for (size_t i = 0; i < n; ++i)
       if (attrs_[i] & (attr_control | attr_user_defined | attr_unknown)) special_.push_back(static_cast<int32_t>(i));
@@ -352,8 +372,11 @@ class Tokenizer {
       for (std::string_view t : {"<unk>", "<s>", "<|endoftext|>"})
         if (int32_t id = find_token(t); id != kNoToken) attrs_[id] &= static_cast<uint16_t>(~attr_rstrip);
     }
+  }
 
-    // What each token writes.
+  // What each token writes.
+  void build_pieces() {
+    const size_t n = vocab_.tokens.size();
     pieces_.assign(n, std::string());
     for (size_t i = 0; i < n; ++i) {
       const std::string& text = vocab_.tokens[i];
@@ -376,8 +399,10 @@ class Tokenizer {
           p.push_back(static_cast<char>(byte_value));
       }
     }
+  }
 
-    // Byte fallback ids for SPM.
+  // Byte fallback ids for SPM.
+  void find_byte_tokens() {
     for (int b = 0; b < 256; ++b) {
       static constexpr char hex[] = "0123456789ABCDEF";
       const char buf[7] = {'<', '0', 'x', hex[b >> 4], hex[b & 15], '>', 0};
@@ -385,7 +410,6 @@ class Tokenizer {
       if (id == kNoToken) id = find_token(std::string(1, static_cast<char>(b)));
       byte_tokens_[b] = id != kNoToken ? id : vocab_.unk_id;
     }
-    return Status::ok();
   }
 
   static std::string known_presets() {
