@@ -175,253 +175,259 @@ inline ChatTemplate detect_chat_template(std::string_view tmpl) noexcept {
 
 // The prompt for `messages`; with add_generation_prompt, ends with the
 // opening of an assistant turn (formats that always end there ignore it).
+namespace detail {
+
+// Formats that wrap every message the same way:
+// lead, then per message before_role + role + after_role + content + after_content.
+struct WrappedFormat {
+  ChatTemplate tmpl;
+  std::string_view lead, before_role, after_role, after_content, generation;
+  bool trim_content;
+};
+inline constexpr WrappedFormat kWrappedFormats[] = {
+    {ChatTemplate::chatml, "", "<|im_start|>", "\n", "<|im_end|>\n", "<|im_start|>assistant\n", false},
+    {ChatTemplate::phi3, "", "<|", "|>\n", "<|end|>\n", "<|assistant|>\n", false},
+    {ChatTemplate::phi4, "", "<|im_start|>", "<|im_sep|>", "<|im_end|>", "<|im_start|>assistant<|im_sep|>", false},
+    {ChatTemplate::falcon3, "", "<|", "|>\n", "\n", "<|assistant|>\n", false},
+    {ChatTemplate::zephyr, "", "<|", "|>\n", "<|endoftext|>\n", "<|assistant|>\n", false},
+    {ChatTemplate::llama3, "", "<|start_header_id|>", "<|end_header_id|>\n\n", "<|eot_id|>",
+     "<|start_header_id|>assistant<|end_header_id|>\n\n", true},
+    {ChatTemplate::chatglm3, "[gMASK]sop", "<|", "|>\n ", "", "<|assistant|>", false},
+    {ChatTemplate::chatglm4, "[gMASK]<sop>", "<|", "|>\n", "", "<|assistant|>\n", false},
+    {ChatTemplate::glmedge, "", "<|", "|>\n", "", "<|assistant|>", false},
+    {ChatTemplate::megrez, "", "<|role_start|>", "<|role_end|>", "<|turn_end|>", "<|role_start|>assistant<|role_end|>",
+     false},
+    {ChatTemplate::llama4, "", "<|header_start|>", "<|header_end|>\n\n", "<|eot|>",
+     "<|header_start|>assistant<|header_end|>\n\n", true},
+};
+
+// Formats with fixed text around each role's messages: lead, then per
+// message the first turn whose role matches ("*": any role; a message no
+// turn matches is left out).
+struct RoleTurn {
+  std::string_view role, before, after;
+};
+struct RoleFormat {
+  ChatTemplate tmpl;
+  std::string_view lead;
+  RoleTurn turns[4];
+  std::string_view generation;
+  bool trim_content;
+};
+inline constexpr RoleFormat kRoleFormats[] = {
+    {ChatTemplate::vicuna, "", {{"system", "", "\n\n"}, {"user", "USER: ", "\n"}, {"assistant", "ASSISTANT: ", "</s>\n"}},
+     "ASSISTANT:", false},
+    {ChatTemplate::vicuna_orca, "",
+     {{"system", "SYSTEM: ", "\n"}, {"user", "USER: ", "\n"}, {"assistant", "ASSISTANT: ", "</s>\n"}}, "ASSISTANT:", false},
+    {ChatTemplate::deepseek, "",
+     {{"system", "", ""}, {"user", "### Instruction:\n", "\n"}, {"assistant", "### Response:\n", "\n<|EOT|>\n"}},
+     "### Response:\n", false},
+    {ChatTemplate::command_r, "",
+     {{"system", "<|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|>", "<|END_OF_TURN_TOKEN|>"},
+      {"user", "<|START_OF_TURN_TOKEN|><|USER_TOKEN|>", "<|END_OF_TURN_TOKEN|>"},
+      {"assistant", "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>", "<|END_OF_TURN_TOKEN|>"}},
+     "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>", true},
+    {ChatTemplate::minicpm, "", {{"user", "<用户>", "<AI>"}, {"*", "", ""}}, "", true},
+    {ChatTemplate::deepseek2, "",
+     {{"system", "", "\n\n"}, {"user", "User: ", "\n\n"}, {"assistant", "Assistant: ", "<｜end▁of▁sentence｜>"}},
+     "Assistant:", false},
+    {ChatTemplate::deepseek3, "",
+     {{"system", "", "\n\n"}, {"user", "<｜User｜>", ""}, {"assistant", "<｜Assistant｜>", "<｜end▁of▁sentence｜>"}},
+     "<｜Assistant｜>", false},
+    {ChatTemplate::exaone3, "",
+     {{"system", "[|system|]", "[|endofturn|]\n"}, {"user", "[|user|]", "\n"}, {"assistant", "[|assistant|]", "[|endofturn|]\n"}},
+     "[|assistant|]", true},
+    {ChatTemplate::exaone4, "",
+     {{"system", "[|system|]", "[|endofturn|]\n"},
+      {"user", "[|user|]", "\n"},
+      {"assistant", "[|assistant|]", "[|endofturn|]\n"},
+      {"tool", "[|tool|]", "[|endofturn|]\n"}},
+     "[|assistant|]", true},
+    {ChatTemplate::smolvlm, "<|im_start|>",
+     {{"system", "", "\n\n"}, {"user", "User: ", "<end_of_utterance>\n"}, {"*", "Assistant: ", "<end_of_utterance>\n"}},
+     "Assistant:", false},
+};
+
+template <class... Parts>
+void cat(std::string& s, Parts&&... parts) {
+  (s.append(parts), ...);
+}
+
+inline void render_wrapped(const WrappedFormat& f, std::span<const ChatMessage> messages, bool add_generation_prompt,
+                           std::string& s) {
+  s.append(f.lead);
+  for (const auto& m : messages)
+    cat(s, f.before_role, m.role, f.after_role, f.trim_content ? trim(m.content) : std::string(m.content),
+        f.after_content);
+  if (add_generation_prompt) s.append(f.generation);
+}
+
+inline void render_by_role(const RoleFormat& f, std::span<const ChatMessage> messages, bool add_generation_prompt,
+                           std::string& s) {
+  s.append(f.lead);
+  for (const auto& m : messages)
+    for (const RoleTurn& t : f.turns) {
+      if (t.role.empty()) break;
+      if (t.role != "*" && t.role != m.role) continue;
+      cat(s, t.before, f.trim_content ? trim(m.content) : std::string(m.content), t.after);
+      break;
+    }
+  if (add_generation_prompt) s.append(f.generation);
+}
+
+inline void render_mistral_v7(ChatTemplate tmpl, std::span<const ChatMessage> messages, std::string& s) {
+  const std::string_view sp = tmpl == ChatTemplate::mistral_v7 ? " " : "";
+  for (const auto& m : messages) {
+    if (m.role == "system") cat(s, "[SYSTEM_PROMPT]", sp, m.content, "[/SYSTEM_PROMPT]");
+    else if (m.role == "user") cat(s, "[INST]", sp, m.content, "[/INST]");
+    else cat(s, sp, m.content, "</s>");
+  }
+}
+
+inline void render_mistral_v1_v3(ChatTemplate tmpl, std::span<const ChatMessage> messages, std::string& s) {
+  using T = ChatTemplate;
+  const std::string_view lead = tmpl == T::mistral_v1 ? " " : "";
+  const std::string_view trail = tmpl == T::mistral_v3_tekken ? "" : " ";
+  bool inside = false;
+  for (const auto& m : messages) {
+    if (!inside) {
+      cat(s, lead, "[INST]", trail);
+      inside = true;
+    }
+    if (m.role == "system") {
+      cat(s, m.content, "\n\n");
+    } else if (m.role == "user") {
+      cat(s, m.content, lead, "[/INST]");
+    } else {
+      cat(s, trail, tmpl == T::mistral_v3 ? trim(m.content) : std::string(m.content), "</s>");
+      inside = false;
+    }
+  }
+}
+
+inline void render_llama2(ChatTemplate tmpl, std::span<const ChatMessage> messages, std::string& s) {
+  using T = ChatTemplate;
+  const bool system = tmpl != T::llama2;
+  const bool bos_inside = tmpl == T::llama2_sys_bos;
+  const bool strip = tmpl == T::llama2_sys_strip;
+  bool inside = true;  // the first [INST] comes without BOS: the tokenizer adds it
+  cat(s, "[INST] ");
+  for (const auto& m : messages) {
+    const std::string content = strip ? trim(m.content) : std::string(m.content);
+    if (!inside) {
+      inside = true;
+      cat(s, bos_inside ? "<s>[INST] " : "[INST] ");
+    }
+    if (m.role == "system") {
+      if (system) cat(s, "<<SYS>>\n", content, "\n<</SYS>>\n\n");
+      else cat(s, content, "\n");
+    } else if (m.role == "user") {
+      cat(s, content, " [/INST]");
+    } else {
+      cat(s, content, "</s>");
+      inside = false;
+    }
+  }
+}
+
+// No system role: its text joins the next user turn.
+inline void render_gemma(std::span<const ChatMessage> messages, bool add_generation_prompt, std::string& s) {
+  std::string system;
+  for (const auto& m : messages) {
+    if (m.role == "system") {
+      system += trim(m.content);
+      continue;
+    }
+    const std::string_view role = m.role == "assistant" ? std::string_view("model") : m.role;
+    cat(s, "<start_of_turn>", role, "\n");
+    if (!system.empty() && role != "model") {
+      cat(s, system, "\n\n");
+      system.clear();
+    }
+    cat(s, trim(m.content), "<end_of_turn>\n");
+  }
+  if (add_generation_prompt) cat(s, "<start_of_turn>model\n");
+}
+
+inline void render_orion(std::span<const ChatMessage> messages, std::string& s) {
+  std::string system;
+  for (const auto& m : messages) {
+    if (m.role == "system") {
+      system.append(m.content);
+    } else if (m.role == "user") {
+      cat(s, "Human: ");
+      if (!system.empty()) {
+        cat(s, system, "\n\n");
+        system.clear();
+      }
+      cat(s, m.content, "\n\nAssistant: </s>");
+    } else {
+      cat(s, m.content, "</s>");
+    }
+  }
+}
+
+inline void render_openchat(std::span<const ChatMessage> messages, bool add_generation_prompt, std::string& s) {
+  for (const auto& m : messages) {
+    if (m.role == "system") {
+      cat(s, m.content, "<|end_of_turn|>");
+    } else {
+      std::string role(m.role);
+      if (!role.empty()) role[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(role[0])));
+      cat(s, "GPT4 Correct ", role, ": ", m.content, "<|end_of_turn|>");
+    }
+  }
+  if (add_generation_prompt) cat(s, "GPT4 Correct Assistant:");
+}
+
+inline void render_monarch(std::span<const ChatMessage> messages, bool add_generation_prompt, std::string& s) {
+  for (size_t i = 0; i < messages.size(); ++i)
+    cat(s, i == 0 ? "" : "<s>", messages[i].role, "\n", messages[i].content, "</s>\n");
+  if (add_generation_prompt) cat(s, "<s>assistant\n");
+}
+
+inline void render_granite(std::span<const ChatMessage> messages, bool add_generation_prompt, std::string& s) {
+  for (const auto& m : messages) {
+    cat(s, "<|start_of_role|>", m.role, "<|end_of_role|>");
+    if (m.role == "assistant_tool_call") cat(s, "<|tool_call|>");
+    cat(s, m.content, "<|end_of_text|>\n");
+  }
+  if (add_generation_prompt) cat(s, "<|start_of_role|>assistant<|end_of_role|>\n");
+}
+
+}  // namespace detail
+
 inline Result<std::string> render_chat(ChatTemplate tmpl, std::span<const ChatMessage> messages,
                                        bool add_generation_prompt) {
   using T = ChatTemplate;
-  using detail::trim;
+  if (tmpl == T::unknown) return make_error(Code::unsupported, "chat template not recognised");
   std::string s;
-  auto cat = [&](auto&&... parts) { (s.append(parts), ...); };
-  switch (tmpl) {
-    case T::unknown: return make_error(Code::unsupported, "chat template not recognised");
-    case T::chatml:
-      for (const auto& m : messages) cat("<|im_start|>", m.role, "\n", m.content, "<|im_end|>\n");
-      if (add_generation_prompt) cat("<|im_start|>assistant\n");
-      break;
-    case T::mistral_v7:
-    case T::mistral_v7_tekken: {
-      const std::string_view sp = tmpl == T::mistral_v7 ? " " : "";
-      for (const auto& m : messages) {
-        if (m.role == "system") cat("[SYSTEM_PROMPT]", sp, m.content, "[/SYSTEM_PROMPT]");
-        else if (m.role == "user") cat("[INST]", sp, m.content, "[/INST]");
-        else cat(sp, m.content, "</s>");
-      }
-      break;
+  for (const detail::WrappedFormat& f : detail::kWrappedFormats)
+    if (f.tmpl == tmpl) {
+      detail::render_wrapped(f, messages, add_generation_prompt, s);
+      return s;
     }
+  for (const detail::RoleFormat& f : detail::kRoleFormats)
+    if (f.tmpl == tmpl) {
+      detail::render_by_role(f, messages, add_generation_prompt, s);
+      return s;
+    }
+  switch (tmpl) {
+    case T::mistral_v7:
+    case T::mistral_v7_tekken: detail::render_mistral_v7(tmpl, messages, s); break;
     case T::mistral_v1:
     case T::mistral_v3:
-    case T::mistral_v3_tekken: {
-      const std::string_view lead = tmpl == T::mistral_v1 ? " " : "";
-      const std::string_view trail = tmpl == T::mistral_v3_tekken ? "" : " ";
-      bool inside = false;
-      for (const auto& m : messages) {
-        if (!inside) {
-          cat(lead, "[INST]", trail);
-          inside = true;
-        }
-        if (m.role == "system") {
-          cat(m.content, "\n\n");
-        } else if (m.role == "user") {
-          cat(m.content, lead, "[/INST]");
-        } else {
-          cat(trail, tmpl == T::mistral_v3 ? trim(m.content) : std::string(m.content), "</s>");
-          inside = false;
-        }
-      }
-      break;
-    }
+    case T::mistral_v3_tekken: detail::render_mistral_v1_v3(tmpl, messages, s); break;
     case T::llama2:
     case T::llama2_sys:
     case T::llama2_sys_bos:
-    case T::llama2_sys_strip: {
-      const bool system = tmpl != T::llama2;
-      const bool bos_inside = tmpl == T::llama2_sys_bos;
-      const bool strip = tmpl == T::llama2_sys_strip;
-      bool inside = true;  // the first [INST] comes without BOS: the tokenizer adds it
-      cat("[INST] ");
-      for (const auto& m : messages) {
-        const std::string content = strip ? trim(m.content) : std::string(m.content);
-        if (!inside) {
-          inside = true;
-          cat(bos_inside ? "<s>[INST] " : "[INST] ");
-        }
-        if (m.role == "system") {
-          if (system) cat("<<SYS>>\n", content, "\n<</SYS>>\n\n");
-          else cat(content, "\n");
-        } else if (m.role == "user") {
-          cat(content, " [/INST]");
-        } else {
-          cat(content, "</s>");
-          inside = false;
-        }
-      }
-      break;
-    }
-    case T::phi3:
-      for (const auto& m : messages) cat("<|", m.role, "|>\n", m.content, "<|end|>\n");
-      if (add_generation_prompt) cat("<|assistant|>\n");
-      break;
-    case T::phi4:
-      for (const auto& m : messages) cat("<|im_start|>", m.role, "<|im_sep|>", m.content, "<|im_end|>");
-      if (add_generation_prompt) cat("<|im_start|>assistant<|im_sep|>");
-      break;
-    case T::falcon3:
-      for (const auto& m : messages) cat("<|", m.role, "|>\n", m.content, "\n");
-      if (add_generation_prompt) cat("<|assistant|>\n");
-      break;
-    case T::zephyr:
-      for (const auto& m : messages) cat("<|", m.role, "|>\n", m.content, "<|endoftext|>\n");
-      if (add_generation_prompt) cat("<|assistant|>\n");
-      break;
-    case T::monarch:
-      for (size_t i = 0; i < messages.size(); ++i)
-        cat(i == 0 ? "" : "<s>", messages[i].role, "\n", messages[i].content, "</s>\n");
-      if (add_generation_prompt) cat("<s>assistant\n");
-      break;
-    case T::gemma: {
-      // No system role: its text joins the next user turn.
-      std::string system;
-      for (const auto& m : messages) {
-        if (m.role == "system") {
-          system += trim(m.content);
-          continue;
-        }
-        const std::string_view role = m.role == "assistant" ? std::string_view("model") : m.role;
-        cat("<start_of_turn>", role, "\n");
-        if (!system.empty() && role != "model") {
-          cat(system, "\n\n");
-          system.clear();
-        }
-        cat(trim(m.content), "<end_of_turn>\n");
-      }
-      if (add_generation_prompt) cat("<start_of_turn>model\n");
-      break;
-    }
-    case T::orion: {
-      std::string system;
-      for (const auto& m : messages) {
-        if (m.role == "system") {
-          system.append(m.content);
-        } else if (m.role == "user") {
-          cat("Human: ");
-          if (!system.empty()) {
-            cat(system, "\n\n");
-            system.clear();
-          }
-          cat(m.content, "\n\nAssistant: </s>");
-        } else {
-          cat(m.content, "</s>");
-        }
-      }
-      break;
-    }
-    case T::openchat:
-      for (const auto& m : messages) {
-        if (m.role == "system") {
-          cat(m.content, "<|end_of_turn|>");
-        } else {
-          std::string role(m.role);
-          if (!role.empty()) role[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(role[0])));
-          cat("GPT4 Correct ", role, ": ", m.content, "<|end_of_turn|>");
-        }
-      }
-      if (add_generation_prompt) cat("GPT4 Correct Assistant:");
-      break;
-    case T::vicuna:
-    case T::vicuna_orca:
-      for (const auto& m : messages) {
-        if (m.role == "system") {
-          if (tmpl == T::vicuna_orca) cat("SYSTEM: ", m.content, "\n");
-          else cat(m.content, "\n\n");
-        } else if (m.role == "user") {
-          cat("USER: ", m.content, "\n");
-        } else if (m.role == "assistant") {
-          cat("ASSISTANT: ", m.content, "</s>\n");
-        }
-      }
-      if (add_generation_prompt) cat("ASSISTANT:");
-      break;
-    case T::deepseek:
-      for (const auto& m : messages) {
-        if (m.role == "system") cat(m.content);
-        else if (m.role == "user") cat("### Instruction:\n", m.content, "\n");
-        else if (m.role == "assistant") cat("### Response:\n", m.content, "\n<|EOT|>\n");
-      }
-      if (add_generation_prompt) cat("### Response:\n");
-      break;
-    case T::command_r:
-      for (const auto& m : messages) {
-        if (m.role == "system") cat("<|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|>", trim(m.content), "<|END_OF_TURN_TOKEN|>");
-        else if (m.role == "user") cat("<|START_OF_TURN_TOKEN|><|USER_TOKEN|>", trim(m.content), "<|END_OF_TURN_TOKEN|>");
-        else if (m.role == "assistant")
-          cat("<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>", trim(m.content), "<|END_OF_TURN_TOKEN|>");
-      }
-      if (add_generation_prompt) cat("<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>");
-      break;
-    case T::llama3:
-      for (const auto& m : messages) cat("<|start_header_id|>", m.role, "<|end_header_id|>\n\n", trim(m.content), "<|eot_id|>");
-      if (add_generation_prompt) cat("<|start_header_id|>assistant<|end_header_id|>\n\n");
-      break;
-    case T::chatglm3:
-      cat("[gMASK]sop");
-      for (const auto& m : messages) cat("<|", m.role, "|>\n ", m.content);
-      if (add_generation_prompt) cat("<|assistant|>");
-      break;
-    case T::chatglm4:
-      cat("[gMASK]<sop>");
-      for (const auto& m : messages) cat("<|", m.role, "|>\n", m.content);
-      if (add_generation_prompt) cat("<|assistant|>\n");
-      break;
-    case T::glmedge:
-      for (const auto& m : messages) cat("<|", m.role, "|>\n", m.content);
-      if (add_generation_prompt) cat("<|assistant|>");
-      break;
-    case T::minicpm:
-      for (const auto& m : messages) {
-        if (m.role == "user") cat("<用户>", trim(m.content), "<AI>");
-        else cat(trim(m.content));
-      }
-      break;
-    case T::deepseek2:
-      for (const auto& m : messages) {
-        if (m.role == "system") cat(m.content, "\n\n");
-        else if (m.role == "user") cat("User: ", m.content, "\n\n");
-        else if (m.role == "assistant") cat("Assistant: ", m.content, "<｜end▁of▁sentence｜>");
-      }
-      if (add_generation_prompt) cat("Assistant:");
-      break;
-    case T::deepseek3:
-      for (const auto& m : messages) {
-        if (m.role == "system") cat(m.content, "\n\n");
-        else if (m.role == "user") cat("<｜User｜>", m.content);
-        else if (m.role == "assistant") cat("<｜Assistant｜>", m.content, "<｜end▁of▁sentence｜>");
-      }
-      if (add_generation_prompt) cat("<｜Assistant｜>");
-      break;
-    case T::exaone3:
-    case T::exaone4:
-      for (const auto& m : messages) {
-        if (m.role == "system") cat("[|system|]", trim(m.content), "[|endofturn|]\n");
-        else if (m.role == "user") cat("[|user|]", trim(m.content), "\n");
-        else if (m.role == "assistant") cat("[|assistant|]", trim(m.content), "[|endofturn|]\n");
-        else if (m.role == "tool" && tmpl == T::exaone4) cat("[|tool|]", trim(m.content), "[|endofturn|]\n");
-      }
-      if (add_generation_prompt) cat("[|assistant|]");
-      break;
-    case T::granite:
-      for (const auto& m : messages) {
-        cat("<|start_of_role|>", m.role, "<|end_of_role|>");
-        if (m.role == "assistant_tool_call") cat("<|tool_call|>");
-        cat(m.content, "<|end_of_text|>\n");
-      }
-      if (add_generation_prompt) cat("<|start_of_role|>assistant<|end_of_role|>\n");
-      break;
-    case T::megrez:
-      for (const auto& m : messages) cat("<|role_start|>", m.role, "<|role_end|>", m.content, "<|turn_end|>");
-      if (add_generation_prompt) cat("<|role_start|>assistant<|role_end|>");
-      break;
-    case T::llama4:
-      for (const auto& m : messages) cat("<|header_start|>", m.role, "<|header_end|>\n\n", trim(m.content), "<|eot|>");
-      if (add_generation_prompt) cat("<|header_start|>assistant<|header_end|>\n\n");
-      break;
-    case T::smolvlm:
-      cat("<|im_start|>");
-      for (const auto& m : messages) {
-        if (m.role == "system") cat(m.content, "\n\n");
-        else if (m.role == "user") cat("User: ", m.content, "<end_of_utterance>\n");
-        else cat("Assistant: ", m.content, "<end_of_utterance>\n");
-      }
-      if (add_generation_prompt) cat("Assistant:");
-      break;
+    case T::llama2_sys_strip: detail::render_llama2(tmpl, messages, s); break;
+    case T::gemma: detail::render_gemma(messages, add_generation_prompt, s); break;
+    case T::orion: detail::render_orion(messages, s); break;
+    case T::openchat: detail::render_openchat(messages, add_generation_prompt, s); break;
+    case T::monarch: detail::render_monarch(messages, add_generation_prompt, s); break;
+    case T::granite: detail::render_granite(messages, add_generation_prompt, s); break;
+    default: break;  // the table formats above
   }
   return s;
 }
