@@ -119,7 +119,9 @@ TEST_CASE("wordnet: licence lines dropped, synset words and gloss") {
       "  1 This software and database is being provided to you, the LICENSEE, by  \n"
       "00001930 03 n 01 physical_entity 0 007 @ 00001740 n 0000 | an entity that has physical existence  \n"
       "00002098 00 s 02 unaccommodating(a) 0 unobliging 0 001 & 00001740 a 0000 | not accommodating; \"the bus\"  \n"
-      "garbage line without a gloss\n";
+      "garbage line without a gloss\n"
+      "00002099 00 s ff word 0 | a count of words the line does not hold\n"
+      "00002100 00 s ffffffffffffffff word 0 | a count that overflows\n";
   const auto docs = documents(SourceFormat::wordnet, text);
   REQUIRE(docs.size() == 2);
   CHECK(docs[0] == "physical entity: an entity that has physical existence");

@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdlib>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -195,124 +196,139 @@ inline void clean_dictd_line(std::string_view line, std::string& out) {
 
 }  // namespace detail
 
+namespace detail {
+
+// Gathers lines into one document at a time.
+struct DocumentBuilder {
+  std::vector<std::string>& docs;
+  std::string doc;
+  bool open = false;  // a paragraph is being written
+
+  void add(std::string_view line, bool join) { append_line(doc, line, join, open); }
+  void flush() {
+    const std::string_view t = trim(doc);
+    if (!t.empty()) docs.emplace_back(t);
+    doc.clear();
+    open = false;
+  }
+};
+
+// text: blank lines separate documents; fortune: lines holding only '%'.
+inline void split_paragraphs(std::span<const std::string_view> lines, bool fortune, DocumentBuilder& out) {
+  for (std::string_view line : lines) {
+    if (fortune ? trim(line) == "%" : blank(line)) out.flush();
+    else out.add(line, false);
+  }
+}
+
+inline void split_dictd(std::span<const std::string_view> lines, DocumentBuilder& out) {
+  std::string cleaned;
+  bool skip = false;  // inside a 00-database-* entry
+  bool after_blank = true;
+  for (std::string_view line : lines) {
+    if (blank(line)) {
+      after_blank = true;
+      if (!skip) out.add(line, true);
+      continue;
+    }
+    if (after_blank && line[0] != ' ' && line[0] != '\t') {  // a new entry's headword line
+      out.flush();
+      skip = line.substr(0, 11) == "00-database" || line.substr(0, 10) == "00database";
+    }
+    after_blank = false;
+    if (skip) continue;
+    clean_dictd_line(line, cleaned);
+    out.add(cleaned, true);
+  }
+}
+
+inline void split_jargon(std::span<const std::string_view> lines, DocumentBuilder& out) {
+  std::string cleaned;
+  bool in_entry = false;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string_view t = trim(lines[i]);
+    const bool headword = t.size() > 2 && t[0] == ':' && t.find(':', 1) != std::string_view::npos;
+    if (headword) {
+      out.flush();
+      in_entry = true;
+    }
+    if (!in_entry) continue;
+    // A one-line paragraph of a few words with no closing punctuation is a
+    // line of the headword lists that sit between entries.
+    const bool alone = (i == 0 || blank(lines[i - 1])) && (i + 1 == lines.size() || blank(lines[i + 1]));
+    if (alone && !t.empty() && t[0] != ':') {
+      size_t words = 1;
+      for (char c : t) words += c == ' ';
+      if (words <= 4 && std::string_view(".!?:\"").find(t.back()) == std::string_view::npos) {
+        out.flush();
+        in_entry = false;
+        continue;
+      }
+    }
+    std::string_view body = t;
+    cleaned.clear();
+    if (headword) {  // ":headword: /pro·nun·ci·a·tion/, n." -> "headword: n."
+      const size_t colon = t.find(':', 1);
+      cleaned.append(t.substr(1, colon - 1));
+      cleaned.push_back(':');
+      body = t.substr(colon + 1);
+      if (body.substr(0, 2) == " /")
+        if (const size_t b = body.find('/', 2); b != std::string_view::npos) body = body.substr(b + 1);
+      if (!body.empty() && body[0] == ',') body.remove_prefix(1);
+      if (!body.empty() && body[0] != ' ') cleaned.push_back(' ');
+    }
+    for (char c : body)
+      if (c != '{' && c != '}') cleaned.push_back(c);  // cross-reference braces
+    out.add(cleaned, true);
+  }
+}
+
+// A data.* line: offset lex_filenum ss_type w_cnt(hex) [word lex_id]...
+// p_cnt [pointer]... | gloss.
+inline void split_wordnet(std::span<const std::string_view> lines, std::vector<std::string>& docs) {
+  std::vector<std::string_view> fields;
+  for (std::string_view line : lines) {
+    if (line.empty() || line[0] == ' ') continue;  // the licence header
+    const size_t bar = line.find(" | ");
+    if (bar == std::string_view::npos) continue;
+    fields.clear();
+    for (std::string_view head = line.substr(0, bar); !head.empty();) {
+      const size_t sp = head.find(' ');
+      if (sp != 0) fields.push_back(head.substr(0, sp));
+      if (sp == std::string_view::npos) break;
+      head.remove_prefix(sp + 1);
+    }
+    if (fields.size() < 4 || fields[3].size() > 4) continue;
+    const size_t n_words = std::strtoul(std::string(fields[3]).c_str(), nullptr, 16);
+    if (n_words == 0 || n_words > (fields.size() - 4) / 2) continue;
+    std::string doc;
+    for (size_t w = 0; w < n_words; ++w) {
+      std::string_view word = fields[4 + 2 * w];
+      word = word.substr(0, word.find('('));  // an adjective's "(a)" position marker
+      if (w) doc += ", ";
+      for (char c : word) doc.push_back(c == '_' ? ' ' : c);
+    }
+    doc += ": ";
+    doc.append(trim(line.substr(bar + 3)));
+    docs.push_back(std::move(doc));
+  }
+}
+
+}  // namespace detail
+
 // Appends the documents of one file's text to `docs`.
 inline void split_documents(SourceFormat format, std::string_view text, std::vector<std::string>& docs) {
   std::vector<std::string_view> lines;
   detail::split_lines(text, lines);
-  std::string doc, scratch;
-  bool open = false;
-  auto flush = [&] {
-    const std::string_view t = detail::trim(doc);
-    if (!t.empty()) docs.emplace_back(t);
-    doc.clear();
-    open = false;
-  };
-
+  detail::DocumentBuilder out{docs};
   switch (format) {
-    case SourceFormat::text:
-    case SourceFormat::fortune: {
-      for (std::string_view line : lines) {
-        const bool separator = format == SourceFormat::fortune ? detail::trim(line) == "%" : detail::blank(line);
-        if (separator) {
-          flush();
-          continue;
-        }
-        detail::append_line(doc, line, false, open);
-      }
-      break;
-    }
-    case SourceFormat::dictd: {
-      bool skip = false;  // inside a 00-database-* entry
-      bool after_blank = true;
-      for (std::string_view line : lines) {
-        if (detail::blank(line)) {
-          after_blank = true;
-          if (!skip) detail::append_line(doc, line, true, open);
-          continue;
-        }
-        if (after_blank && line[0] != ' ' && line[0] != '\t') {  // a new entry's headword line
-          flush();
-          skip = line.substr(0, 11) == "00-database" || line.substr(0, 10) == "00database";
-        }
-        after_blank = false;
-        if (skip) continue;
-        detail::clean_dictd_line(line, scratch);
-        detail::append_line(doc, scratch, true, open);
-      }
-      break;
-    }
-    case SourceFormat::jargon: {
-      bool in_entry = false;
-      for (size_t i = 0; i < lines.size(); ++i) {
-        const std::string_view t = detail::trim(lines[i]);
-        if (t.size() > 2 && t[0] == ':' && t.find(':', 1) != std::string_view::npos) {
-          flush();
-          in_entry = true;
-        }
-        if (!in_entry) continue;
-        // A one-line paragraph of a few words with no closing punctuation is
-        // a line of the headword lists that sit between entries.
-        const bool alone = (i == 0 || detail::blank(lines[i - 1])) && (i + 1 == lines.size() || detail::blank(lines[i + 1]));
-        if (alone && !t.empty() && t[0] != ':') {
-          size_t words = 1;
-          for (char c : t) words += c == ' ';
-          const char last = t.back();
-          if (words <= 4 && last != '.' && last != '!' && last != '?' && last != ':' && last != '"') {
-            flush();
-            in_entry = false;
-            continue;
-          }
-        }
-        std::string_view body = t;
-        scratch.clear();
-        if (!t.empty() && t[0] == ':') {  // ":headword: /pro·nun·ci·a·tion/, n." -> "headword: n."
-          const size_t colon = t.find(':', 1);
-          scratch.append(t.substr(1, colon - 1));
-          scratch.push_back(':');
-          body = t.substr(colon + 1);
-          if (const size_t a = body.find(" /"); a == 0)
-            if (const size_t b = body.find('/', 2); b != std::string_view::npos) body = body.substr(b + 1);
-          if (!body.empty() && body[0] == ',') body.remove_prefix(1);
-          if (!body.empty() && body[0] != ' ') scratch.push_back(' ');
-        }
-        for (char c : body)
-          if (c != '{' && c != '}') scratch.push_back(c);
-        detail::append_line(doc, scratch, true, open);
-      }
-      break;
-    }
-    case SourceFormat::wordnet: {
-      for (std::string_view line : lines) {
-        if (line.empty() || line[0] == ' ') continue;  // the licence header
-        const size_t bar = line.find(" | ");
-        if (bar == std::string_view::npos) continue;
-        // offset lex_filenum ss_type w_cnt(hex) [word lex_id]... ptr_cnt ...
-        std::vector<std::string_view> fields;
-        std::string_view head = line.substr(0, bar);
-        while (!head.empty()) {
-          const size_t sp = head.find(' ');
-          if (sp != 0) fields.push_back(head.substr(0, sp));
-          if (sp == std::string_view::npos) break;
-          head.remove_prefix(sp + 1);
-        }
-        if (fields.size() < 4) continue;
-        const unsigned long n_words = std::strtoul(std::string(fields[3]).c_str(), nullptr, 16);
-        if (n_words == 0 || fields.size() < 4 + 2 * n_words) continue;
-        std::string out;
-        for (unsigned long w = 0; w < n_words; ++w) {
-          std::string_view word = fields[4 + 2 * w];
-          if (const size_t paren = word.find('('); paren != std::string_view::npos) word = word.substr(0, paren);  // "(a)" marker
-          if (w) out += ", ";
-          for (char c : word) out.push_back(c == '_' ? ' ' : c);
-        }
-        out += ": ";
-        out.append(detail::trim(line.substr(bar + 3)));
-        docs.push_back(std::move(out));
-      }
-      break;
-    }
+    case SourceFormat::text: detail::split_paragraphs(lines, false, out); break;
+    case SourceFormat::fortune: detail::split_paragraphs(lines, true, out); break;
+    case SourceFormat::dictd: detail::split_dictd(lines, out); break;
+    case SourceFormat::jargon: detail::split_jargon(lines, out); break;
+    case SourceFormat::wordnet: detail::split_wordnet(lines, docs); break;
   }
-  flush();
+  out.flush();
 }
 
 }  // namespace jielong::train
