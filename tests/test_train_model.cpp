@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -24,6 +25,7 @@
 #include "jielong/train/adamw.hpp"
 #include "jielong/train/export.hpp"
 #include "jielong/train/model.hpp"
+#include "support/shared.hpp"
 #include "support/strided_threads.hpp"
 
 using namespace jielong;
@@ -389,4 +391,66 @@ TEST_CASE("gradient accumulation: two half-batches equal one whole batch") {
     scale = std::max(scale, static_cast<double>(std::fabs(whole.grads()[i])));
   }
   CHECK(worst / scale < 1e-5);
+}
+
+// The parameter block of stories260K's hyper-parameters against the real
+// model's file (../shared): the same tensor names and shapes, llama2.c's
+// 260K parameters (512·64 embedding + 5 × 45,440 per layer + 64 final norm =
+// 260,032, counted by hand; the GGUF stores the shared classifier once more
+// as output.weight, 512·64 more), and with the file's weights loaded the
+// trainer's logits equal the engine's (which test_reference checks against
+// llama.cpp).
+TEST_CASE("stories260K: the layout matches the real file, and the trainer's logits the engine's") {
+  const auto path = test::shared_file("models/stories260K/stories260K.gguf");
+  if (!path) return;
+  auto file = io::GgufFile::open(*path);
+  REQUIRE(file.ok());
+  auto hp = model::hparams_from_gguf(*file);
+  REQUIRE(hp.ok());
+  auto layout = train::ParamLayout::create(*hp);
+  REQUIRE_MESSAGE(layout.ok(), layout.status().to_string());
+  CHECK(layout->size() == 260032 + (file->find_tensor("output.weight") ? 512 * 64 : 0));
+  for (const train::ParamTensor& t : layout->tensors()) {
+    CAPTURE(t.name);
+    const io::GgufTensorInfo* info = file->find_tensor(t.name);
+    REQUIRE(info != nullptr);
+    CHECK(info->type == DType::F32);
+    CHECK(info->ne[0] == t.cols);
+    CHECK((info->n_dims == 1 ? 1 : info->ne[1]) == t.rows);
+  }
+  const size_t T = 24;
+  auto m = train::Model<float>::create(*hp, 1, T);
+  REQUIRE(m.ok());
+  for (const train::ParamTensor& t : layout->tensors())
+    std::memcpy(m->params() + t.offset, file->find_tensor(t.name)->data, t.size() * sizeof(float));
+  const std::vector<int32_t> tokens = random_tokens(T, hp->n_vocab, 11);
+  ThreadPool pool(2);
+  m->forward(tokens.data(), nullptr, nullptr, pool);
+  auto lm = run::load(*path);
+  REQUIRE(lm.ok());
+  run::SessionOptions so;
+  so.n_ctx = 64;
+  so.kv_type = model::KvType::f32;
+  auto s = run::Session::create(lm->model, so);
+  REQUIRE(s.ok());
+  std::vector<float> engine(T * hp->n_vocab);
+  REQUIRE(s->prefill_all(std::span<const int32_t>(tokens), engine).is_ok());
+  float worst = 0;
+  for (size_t i = 0; i < engine.size(); ++i) worst = std::max(worst, std::fabs(engine[i] - m->logits()[i]));
+  MESSAGE("stories260K: max |engine - trainer| logit = " << worst);
+  CHECK(worst < 1e-4f);  // logits of size ~10: 1e-5 relative
+}
+
+TEST_CASE("memory plan: parameters, gradients, two moments and the model's own activation buffers") {
+  const model::HParams hp = hparams(model::Arch::llama, 300, 32, 2, 4, 2, 48, false);
+  auto plan = train::memory_plan(hp, 3, 17);
+  REQUIRE(plan.ok());
+  train::Model<float> m = make_model(hp, 3, 17, 1);
+  CHECK(plan->params == m.layout().size() * sizeof(float));
+  CHECK(plan->moments == 2 * plan->params);
+  CHECK(plan->activations == m.activation_floats() * sizeof(float));
+  // By hand: 300·32 embedding + 300·32 classifier + 32 final norm + 2 layers ×
+  // (2·32 norms + 32·32 q + 2·16·32 k, v + 32·32 output + 3·48·32 feed-forward).
+  CHECK(m.layout().size() == 300 * 32 * 2 + 32 + 2 * (64 + 1024 + 1024 + 1024 + 4608));
+  CHECK(!train::memory_plan(hparams(model::Arch::llama, 300, 30, 1, 4, 2, 48, false), 1, 4).ok());  // 30 % 4 heads
 }

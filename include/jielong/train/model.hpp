@@ -145,8 +145,19 @@ class Model {
 
   // After forward() without targets: [B·T][n_vocab].
   const T* logits() const noexcept { return a_.logits; }
-  // Floats held for activations and their gradients (for memory figures).
+  // Values held for activations and their gradients (for memory figures).
   size_t activation_floats() const noexcept { return act_.size(); }
+
+  // The same, before creating a model: the saved activations of every layer
+  // (the attention weights grow as T²), the logits, and the gradient buffers
+  // one layer's backward reuses.
+  static size_t activation_count(const model::HParams& hp, size_t batch, size_t seq_len) noexcept {
+    const size_t N = batch * seq_len, d = hp.n_embd, qd = hp.q_dim(), kvd = hp.kv_dim(), ff = hp.n_ff;
+    const size_t per_layer = 2 * N * d + 2 * N + 2 * N * qd + 2 * N * kvd + batch * hp.n_heads * seq_len * seq_len +
+                             N * d + 3 * N * ff;
+    const size_t grads = 2 * N * d + 2 * N * qd + 2 * N * kvd + 3 * N * ff + batch * hp.n_kv_heads * seq_len * seq_len;
+    return (hp.n_layers + 1) * N * d + hp.n_layers * per_layer + N * d + N + N * hp.n_vocab + N + grads;
+  }
 
  private:
   struct Layer {
@@ -173,10 +184,7 @@ class Model {
   void allocate() {
     const model::HParams& hp = hparams();
     const size_t N = B_ * T_, d = hp.n_embd, qd = hp.q_dim(), kvd = hp.kv_dim(), ff = hp.n_ff, V = hp.n_vocab;
-    const size_t per_layer = 2 * N * d + 2 * N + 2 * N * qd + 2 * N * kvd + B_ * hp.n_heads * T_ * T_ + N * d +
-                             3 * N * ff;
-    const size_t grads = 2 * N * d + 2 * N * qd + 2 * N * kvd + 3 * N * ff + B_ * hp.n_kv_heads * T_ * T_;
-    act_.assign((hp.n_layers + 1) * N * d + hp.n_layers * per_layer + N * d + N + N * V + N + grads, T(0));
+    act_.assign(activation_count(hp, B_, T_), T(0));
     T* p = act_.data();
     auto take = [&](size_t n) {
       T* r = p;
@@ -226,5 +234,21 @@ class Model {
   Acts a_;
   Grads g_;
 };
+
+// Memory a training run holds, in bytes: parameters, gradients, AdamW's two
+// moments (each the size of the parameters) and activations, all f32.
+struct TrainMemory {
+  size_t params = 0, grads = 0, moments = 0, activations = 0;
+  size_t total() const noexcept { return params + grads + moments + activations; }
+};
+
+inline Result<TrainMemory> memory_plan(const model::HParams& hp, size_t batch, size_t seq_len) {
+  JIELONG_ASSIGN_OR_RETURN(ParamLayout layout, ParamLayout::create(hp));
+  TrainMemory m;
+  m.params = m.grads = layout.size() * sizeof(float);
+  m.moments = 2 * m.params;
+  m.activations = Model<float>::activation_count(hp, batch, seq_len) * sizeof(float);
+  return m;
+}
 
 }  // namespace jielong::train
