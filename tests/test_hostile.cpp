@@ -465,6 +465,16 @@ TEST_CASE("llama2.c checkpoints: zero, negative and huge header fields") {
   auto bad_version = io::ModelFile::open(path);
   REQUIRE_FALSE(bad_version.ok());
   CHECK(bad_version.status().message().find("version 3") != std::string::npos);
+  // ak42 v2 whose vocab_size is INT32_MIN: refused by name (its magnitude does not fit an int32).
+  Bytes v2;
+  v2.u32(0x616b3432u).i32(2);
+  for (int32_t x : {64, 172, 5, 8, 4, INT32_MIN, 512}) v2.i32(x);
+  v2.raw("\x01", 1).i32(4);
+  v2.b.resize(256, 0);
+  write_file(path, v2.b);
+  auto min_vocab = io::ModelFile::open(path);
+  REQUIRE_FALSE(min_vocab.ok());
+  CHECK(min_vocab.status().message().find("llama2.c header field vocab_size") != std::string::npos);
   std::filesystem::remove(path);
 }
 

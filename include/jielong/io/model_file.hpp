@@ -204,7 +204,6 @@ class ModelFile {
     int32_t gs;
     std::memcpy(&gs, base + 8 + sizeof c + 1, 4);
     if (shared > 1) return fail("llama2.c v2 shared_classifier byte is " + std::to_string(shared) + " (expected 0 or 1)");
-    c.vocab_size = c.vocab_size < 0 ? -c.vocab_size : c.vocab_size;
     JIELONG_ASSIGN_OR_RETURN(header_, llama2c_header(c, path_, shared));
     if (gs <= 0) return fail("llama2.c v2 group size " + std::to_string(gs) + " (expected > 0)");
     header_.group_size = static_cast<uint32_t>(gs);
