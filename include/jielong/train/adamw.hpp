@@ -64,6 +64,7 @@ class AdamW {
 
   const AdamWConfig& config() const noexcept { return config_; }
   size_t steps_taken() const noexcept { return t_; }
+  void set_steps_taken(size_t t) noexcept { t_ = t; }  // with the moments, to resume a run
   std::vector<float>& first_moment() noexcept { return m_; }
   std::vector<float>& second_moment() noexcept { return v_; }
 

@@ -1,0 +1,283 @@
+// The training loop and its state file: a resumed run equals the run that
+// was never stopped (every loss bit and every weight), damaged or hostile
+// state files are refused with a reason, a NaN stops a step without touching
+// the weights, and a tiny model learns a tiny text to near-zero loss.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+
+#include "jielong/core/hash.hpp"
+#include "jielong/train/trainer.hpp"
+
+using namespace jielong;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& what) {
+  const fs::path p = fs::temp_directory_path() / ("jielong-trainer-" + what + "-" + std::to_string(::getpid()));
+  fs::create_directories(p);
+  return p;
+}
+
+// A shard of `n` tokens repeating `cycle`.
+train::TokenShard make_shard(const fs::path& path, const std::vector<int32_t>& cycle, size_t n, uint32_t vocab) {
+  auto w = train::ShardWriter::create(path.string(), vocab);
+  REQUIRE_MESSAGE(w.ok(), w.status().to_string());
+  std::vector<int32_t> tokens(n);
+  for (size_t i = 0; i < n; ++i) tokens[i] = cycle[i % cycle.size()];
+  REQUIRE(w->append(tokens).is_ok());
+  REQUIRE(w->finish().is_ok());
+  auto s = train::TokenShard::open(path.string());
+  REQUIRE_MESSAGE(s.ok(), s.status().to_string());
+  return std::move(*s);
+}
+
+std::vector<int32_t> random_cycle(size_t n, uint32_t vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> c(n);
+  for (int32_t& x : c) x = static_cast<int32_t>(rng() % vocab);
+  return c;
+}
+
+const train::ModelShape kShape{.n_vocab = 48, .n_embd = 32, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2,
+                               .n_ff = 48, .n_ctx = 32, .tied_embeddings = true};
+
+train::TrainConfig small_config(size_t steps) {
+  train::TrainConfig c;
+  c.batch = 3;
+  c.seq_len = 16;
+  c.accumulation = 2;
+  c.steps = steps;
+  c.eval_batches = 2;
+  c.seed = 7;
+  c.optimizer.lr = 3e-3f;
+  c.optimizer.warmup_steps = 3;
+  return c;
+}
+
+std::vector<unsigned char> file_bytes(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+void write_bytes(const fs::path& p, const std::vector<unsigned char>& b) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+}
+// Re-seals a state file after an edit, as a hostile writer would.
+void reseal(std::vector<unsigned char>& b) {
+  const uint64_t sum = fnv1a(b.data(), b.size() - 8);
+  std::memcpy(b.data() + b.size() - 8, &sum, 8);
+}
+
+}  // namespace
+
+TEST_CASE("resume from a state file equals the uninterrupted run: every loss bit and every weight") {
+  const fs::path dir = temp_dir("resume");
+  const auto train_shard = make_shard(dir / "train.bin", random_cycle(301, 48, 1), 3000, 48);
+  const auto val_shard = make_shard(dir / "val.bin", random_cycle(301, 48, 2), 500, 48);
+  const size_t total = 12, stop_at = 5;
+  ThreadPool pool(2);
+
+  auto whole = train::Trainer::create(kShape, small_config(total), train_shard, &val_shard);
+  REQUIRE_MESSAGE(whole.ok(), whole.status().to_string());
+  std::vector<double> losses_whole, val_whole;
+  for (size_t s = 0; s < total; ++s) {
+    auto st = whole->step(pool);
+    REQUIRE_MESSAGE(st.ok(), st.status().to_string());
+    CHECK(st->step == s + 1);
+    losses_whole.push_back(st->loss);
+    if (st->step % 4 == 0) val_whole.push_back(whole->validate(pool));
+  }
+
+  std::vector<double> losses_split, val_split;
+  {
+    auto first = train::Trainer::create(kShape, small_config(total), train_shard, &val_shard);
+    REQUIRE(first.ok());
+    for (size_t s = 0; s < stop_at; ++s) {
+      auto st = first->step(pool);
+      REQUIRE(st.ok());
+      losses_split.push_back(st->loss);
+      if (st->step % 4 == 0) val_split.push_back(first->validate(pool));
+    }
+    REQUIRE(first->save_state((dir / "run.state").string()).is_ok());
+  }
+  CHECK_FALSE(fs::exists(dir / "run.state.tmp"));
+  auto second = train::Trainer::resume((dir / "run.state").string(), train_shard, &val_shard);
+  REQUIRE_MESSAGE(second.ok(), second.status().to_string());
+  CHECK(second->step_index() == stop_at);
+  CHECK(second->config().accumulation == 2);
+  CHECK(second->shape().n_embd == kShape.n_embd);
+  for (size_t s = stop_at; s < total; ++s) {
+    auto st = second->step(pool);
+    REQUIRE(st.ok());
+    losses_split.push_back(st->loss);
+    if (st->step % 4 == 0) val_split.push_back(second->validate(pool));
+  }
+  // Bit for bit: the same batches, the same reductions, the same moments.
+  REQUIRE(losses_split.size() == losses_whole.size());
+  for (size_t i = 0; i < total; ++i) CHECK_MESSAGE(losses_split[i] == losses_whole[i], "step " << i + 1);
+  CHECK(val_split == val_whole);
+  const size_t n = whole->layout().size();
+  CHECK(std::memcmp(whole->model().params(), second->model().params(), n * sizeof(float)) == 0);
+  // The run learnt something, so the comparison compared a moving thing.
+  CHECK(losses_whole.back() < losses_whole.front());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("hostile and damaged state files are refused with a reason") {
+  const fs::path dir = temp_dir("hostile");
+  const auto train_shard = make_shard(dir / "train.bin", random_cycle(101, 48, 3), 1000, 48);
+  auto t = train::Trainer::create(kShape, small_config(4), train_shard, nullptr);
+  REQUIRE(t.ok());
+  ThreadPool pool(1);
+  REQUIRE(t->step(pool).ok());
+  const fs::path good = dir / "good.state", bad = dir / "bad.state";
+  REQUIRE(t->save_state(good.string()).is_ok());
+  const std::vector<unsigned char> bytes = file_bytes(good);
+  REQUIRE(bytes.size() == train::Trainer::kStateHeaderBytes + 3 * t->layout().size() * sizeof(float) + 8);
+  REQUIRE(train::Trainer::resume(good.string(), train_shard, nullptr).ok());
+
+  auto refused = [&](const std::vector<unsigned char>& b, const std::string& why) {
+    write_bytes(bad, b);
+    auto r = train::Trainer::resume(bad.string(), train_shard, nullptr);
+    REQUIRE_FALSE(r.ok());
+    INFO(r.status().to_string());
+    CHECK(r.status().message().find(why) != std::string::npos);
+  };
+  SUBCASE("missing") {
+    auto r = train::Trainer::resume((dir / "absent.state").string(), train_shard, nullptr);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Code::io_error);
+  }
+  SUBCASE("truncated anywhere") {
+    for (size_t len : {size_t{0}, size_t{7}, size_t{16}, train::Trainer::kStateHeaderBytes, bytes.size() / 2,
+                       bytes.size() - 1})
+      refused(std::vector<unsigned char>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(len)),
+              len < train::Trainer::kStateHeaderBytes + 8 ? "truncated" : "checksum");
+  }
+  SUBCASE("bad magic") {
+    auto b = bytes;
+    b[0] = 'X';
+    refused(b, "bad magic");
+  }
+  SUBCASE("newer version") {
+    auto b = bytes;
+    b[8] = 2;
+    refused(b, "version 2");
+  }
+  SUBCASE("one weight bit flipped") {
+    auto b = bytes;
+    b[train::Trainer::kStateHeaderBytes + 100] ^= 0x10;
+    refused(b, "checksum");
+  }
+  // Header fields (u64 after the first 16 bytes) rewritten and resealed.
+  auto sealed_field = [&](size_t field, uint64_t value) {
+    auto b = bytes;
+    std::memcpy(b.data() + 16 + 8 * field, &value, 8);
+    reseal(b);
+    return b;
+  };
+  SUBCASE("a shape that needs more weights than the file holds") { refused(sealed_field(1, 4096), "does not fit"); }
+  SUBCASE("a different but small shape") { refused(sealed_field(5, 40), "needs"); }
+  SUBCASE("an absurd batch") { refused(sealed_field(8, uint64_t{1} << 40), "too large"); }
+  SUBCASE("zero heads") { refused(sealed_field(3, 0), "heads"); }
+  SUBCASE("a step past the end of the run") { refused(sealed_field(16, 99), "past the run"); }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a NaN stops the step with a message and leaves weights, moments and data position as they were") {
+  const fs::path dir = temp_dir("nan");
+  const auto train_shard = make_shard(dir / "train.bin", random_cycle(101, 48, 4), 1000, 48);
+  auto t = train::Trainer::create(kShape, small_config(10), train_shard, nullptr);
+  REQUIRE(t.ok());
+  SerialExecutor ex;
+  REQUIRE(t->step(ex).ok());
+  REQUIRE(t->save_state((dir / "before.state").string()).is_ok());
+  // One poisoned weight of the first layer's query projection: every logit
+  // downstream of it is NaN.
+  float* wq = t->layout().view(t->model().params()).layers[0].wq;
+  const float kept = wq[5];
+  wq[5] = std::nanf("");
+  auto st = t->step(ex);
+  REQUIRE_FALSE(st.ok());
+  INFO(st.status().to_string());
+  CHECK(st.status().message().find("loss is NaN") != std::string::npos);
+  CHECK(st.status().message().find("weights of step 1") != std::string::npos);
+  CHECK(t->step_index() == 1);
+  wq[5] = kept;
+  REQUIRE(t->save_state((dir / "after.state").string()).is_ok());
+  CHECK(file_bytes(dir / "before.state") == file_bytes(dir / "after.state"));
+  // Infinite weights: the loss is NaN or infinite, never a silent update.
+  wq[5] = INFINITY;
+  auto inf = t->step(ex);
+  REQUIRE_FALSE(inf.ok());
+  CHECK(inf.status().message().find("stopped with the weights of step 1") != std::string::npos);
+  wq[5] = kept;
+  CHECK(t->step(ex).ok());
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a tiny model learns a tiny text to near-zero loss") {
+  // A cycle of 40 distinct tokens: each token determines the next, so a
+  // perfect model has zero loss; an untrained one ln(48) = 3.87.
+  const fs::path dir = temp_dir("overfit");
+  std::vector<int32_t> cycle(40);
+  std::iota(cycle.begin(), cycle.end(), 4);
+  std::shuffle(cycle.begin(), cycle.end(), std::mt19937(11));
+  const auto train_shard = make_shard(dir / "train.bin", cycle, 2000, 48);
+  const auto val_shard = make_shard(dir / "val.bin", cycle, 400, 48);
+  train::TrainConfig c = small_config(150);
+  c.accumulation = 1;
+  c.batch = 4;
+  c.optimizer.lr = 1e-2f;
+  c.optimizer.warmup_steps = 10;
+  auto t = train::Trainer::create(kShape, c, train_shard, &val_shard);
+  REQUIRE(t.ok());
+  ThreadPool pool(2);
+  const double val0 = t->validate(pool);
+  CHECK(val0 == doctest::Approx(std::log(48.0)).epsilon(0.05));
+  double loss = 0;
+  while (t->step_index() < c.steps) {
+    auto st = t->step(pool);
+    REQUIRE(st.ok());
+    loss = st->loss;
+  }
+  const double val = t->validate(pool);
+  MESSAGE("loss " << val0 << " -> train " << loss << ", validation " << val);
+  CHECK(loss < 0.02);
+  CHECK(val < 0.02);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("memory estimate: parameters, gradients, two moments and the activations") {
+  const fs::path dir = temp_dir("memory");
+  const auto train_shard = make_shard(dir / "train.bin", random_cycle(101, 48, 5), 1000, 48);
+  auto t = train::Trainer::create(kShape, small_config(4), train_shard, nullptr);
+  REQUIRE(t.ok());
+  // Tied 48 x 32 embedding, final norm, per layer two norms, q (32x32),
+  // k and v (16x32 each with 2 kv heads of 8), output (32x32), gate, up
+  // (48x32) and down (32x48): counted by hand.
+  const size_t per_layer = 2 * 32 + 32 * 32 + 2 * 16 * 32 + 32 * 32 + 3 * 48 * 32;
+  const size_t params = 48 * 32 + 32 + 2 * per_layer;
+  CHECK(t->layout().size() == params);
+  const train::MemoryEstimate m = t->memory();
+  CHECK(m.params == params * 4);
+  CHECK(m.grads == params * 4);
+  CHECK(m.moments == 2 * params * 4);
+  CHECK(m.activations == t->model().activation_floats() * 4);
+  CHECK(m.total() == m.params + m.grads + m.moments + m.activations);
+  fs::remove_all(dir);
+}
