@@ -210,9 +210,10 @@ TEST_CASE("NearDuplicates: one changed word in 60 is caught, unrelated and short
   // changes, Jaccard 55/57 = 0.965, probability 0.9999).
   std::string base, tail_changed, other;
   for (int i = 0; i < 60; ++i) {
-    base += "w" + std::to_string(i) + " ";
-    tail_changed += (i == 59 ? std::string("changed ") : "w" + std::to_string(i) + " ");
-    other += "v" + std::to_string(i * 7) + " ";
+    const std::string w = 'w' + std::to_string(i) + ' ';
+    base += w;
+    tail_changed += i == 59 ? std::string("changed ") : w;
+    other += 'v' + std::to_string(i * 7) + ' ';
   }
   NearDuplicates nd;
   CHECK_FALSE(nd.seen_before(base));
@@ -456,6 +457,11 @@ TEST_CASE("jielong train-tokenizer and prepare-data: the shards decode to the li
     }
     CHECK(decoded == *docs);
   }
+  // Any number of encoding threads writes the same bytes.
+  REQUIRE(run_jielong("prepare-data -t 3 -m " + tok + " -o " + out + "3 --validation 0.25 -s 3 " + in).code == 0);
+  CHECK(slurp(out + "3/train.bin") == slurp(out + "/train.bin"));
+  CHECK(slurp(out + "3/val.bin") == slurp(out + "/val.bin"));
+
   std::string val_text;
   for (const std::string& d : corpus.validation()) val_text += d + "\n\n";
   CHECK(slurp(out + "/val.txt") == val_text);

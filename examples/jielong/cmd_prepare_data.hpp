@@ -6,8 +6,11 @@
 #pragma once
 
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "args.hpp"
 #include "corpus_input.hpp"
@@ -19,11 +22,13 @@ namespace jielong::cli {
 
 inline int cmd_prepare_data(Args& args) {
   std::string tokenizer_path, out_dir;
+  int64_t threads = 1;
   CorpusFlags corpus_flags;
   Flags flags("prepare-data", "-m TOKENIZER.gguf -o DIR [options] FILE|DIR...",
               "Clean, filter, split and tokenise a corpus into DIR/train.bin and DIR/val.bin.");
   flags.add_string("-m,--model", &tokenizer_path, "GGUF whose tokenizer encodes the text (e.g. from train-tokenizer)");
   flags.add_string("-o,--out", &out_dir, "folder for train.bin, val.bin, val.txt and report.txt");
+  flags.add_int("-t,--threads", &threads, "threads that encode (the shards are the same for any number)", 1, 256);
   corpus_flags.add_to(flags);
   if (auto rc = flags.parse(args)) return *rc;
   if (tokenizer_path.empty() || out_dir.empty()) {
@@ -48,7 +53,6 @@ inline int cmd_prepare_data(Args& args) {
   const uint32_t separator = tok->vocab().add_bos && tok->valid(tok->bos()) ? static_cast<uint32_t>(tok->bos())
                                                                             : train::kNoSeparator;
   std::string summary = corpus->report().to_string();
-  std::vector<int32_t> ids;
   for (const auto& [name, docs] : {std::pair{"train", &corpus->train()}, std::pair{"val", &corpus->validation()}}) {
     const std::string path = (std::filesystem::path(out_dir) / (std::string(name) + ".bin")).string();
     auto writer = train::ShardWriter::create(path, static_cast<uint32_t>(tok->n_tokens()), separator);
@@ -59,20 +63,42 @@ inline int cmd_prepare_data(Args& args) {
     double total_mb = 0, done_mb = 0;
     for (const std::string& d : *docs) total_mb += static_cast<double>(d.size()) / 1e6;
     ProgressLine progress(std::string("encoding ") + name, "MB");
-    for (const std::string& d : *docs) {
+    // Blocks of documents; within a block each thread encodes a contiguous
+    // range into its own lists, and the block is written in document order,
+    // so the shard is the same for any number of threads.
+    constexpr size_t kBlock = 1024;
+    std::vector<std::vector<int32_t>> encoded(kBlock);
+    std::vector<Status> failed(static_cast<size_t>(threads));
+    for (size_t begin = 0; begin < docs->size(); begin += kBlock) {
       if (interrupt.interrupted()) {
         progress.finish();
         std::fprintf(stderr, "jielong prepare-data: interrupted; %s not written\n", path.c_str());
         return 130;
       }
-      ids.clear();
-      Status s = tok->encode_append(d, {.add_bos = true, .parse_special = false}, ids);
-      if (s.is_ok()) s = writer->append(ids);
-      if (!s.is_ok()) {
-        std::fprintf(stderr, "jielong prepare-data: %s\n", s.to_string().c_str());
-        return 1;
+      const size_t n = std::min(kBlock, docs->size() - begin);
+      auto encode_range = [&](size_t t) {
+        for (size_t i = n * t / threads; i < n * (t + 1) / threads; ++i) {
+          encoded[i].clear();
+          Status s = tok->encode_append((*docs)[begin + i], {.add_bos = true, .parse_special = false}, encoded[i]);
+          if (!s.is_ok() && failed[t].is_ok()) failed[t] = std::move(s);
+        }
+      };
+      std::vector<std::thread> pool;
+      for (size_t t = 1; t < static_cast<size_t>(threads); ++t) pool.emplace_back(encode_range, t);
+      encode_range(0);
+      for (std::thread& th : pool) th.join();
+      for (size_t i = 0; i < n; ++i) {
+        Status s = Status::ok();
+        for (const Status& f : failed)
+          if (!f.is_ok()) s = f;
+        if (s.is_ok()) s = writer->append(encoded[i]);
+        if (!s.is_ok()) {
+          progress.finish();
+          std::fprintf(stderr, "jielong prepare-data: %s\n", s.to_string().c_str());
+          return 1;
+        }
+        done_mb += static_cast<double>((*docs)[begin + i].size()) / 1e6;
       }
-      done_mb += static_cast<double>(d.size()) / 1e6;
       progress.update(done_mb, total_mb);
     }
     progress.update(done_mb, total_mb, true);

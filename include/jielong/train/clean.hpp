@@ -200,6 +200,7 @@ namespace detail {
 
 // Gathers lines into one document at a time.
 struct DocumentBuilder {
+  explicit DocumentBuilder(std::vector<std::string>& out) : docs(out) {}
   std::vector<std::string>& docs;
   std::string doc;
   bool open = false;  // a paragraph is being written
