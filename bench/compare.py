@@ -18,11 +18,11 @@ head the table.
 
 Models: the synthetic GGUF files of ../shared/models/synth; stories260K as
 GGUF (F32, beside llama.cpp) and as llama2.c checkpoints (F32 beside `run`,
-Q8_0 beside `runq`); the sm135 and tl1b shapes (benchlib.SHAPES), written
-once into --dir. Tests: pp128 and tg32 (stories260K: tg256, the KV cache in
-F32 as llama2.c keeps it; f16 otherwise, llama-bench's default). llama2.c has
-no batched prompt path, so its rows have no pp figure; its tok/s counts the
-steps after the first.
+Q8_0 beside `runq`); the sm135 and tl1b shapes (benchlib.model), written
+once into --dir. Tests: pp128 and tg32 (stories260K: tg256). The KV cache is
+F32 beside llama2.c (which keeps it so), F16 otherwise (llama-bench's
+default; it offers no F32 cache). llama2.c has no batched prompt path, so its
+rows have no pp figure; its tok/s counts the steps after the first.
 
 usage: LLAMA_CPP_BIN=... LLAMA2C_DIR=... bench/compare.py [--jielong build/jielong]
        [--dir /tmp/jielong-bench] [--shared ../shared] [--reps 5] [--threads 1,2]
@@ -65,7 +65,7 @@ def models(a):
     st = os.path.join(a.shared, "models", "stories260K")
     if "stories" in want and os.path.isdir(st):
         tok = os.path.join(st, "tok512.bin")
-        rows.append(Row("stories260K", "f32", os.path.join(st, "stories260K.gguf"), 128, 256, "f32", llamacpp=True))
+        rows.append(Row("stories260K", "f32", os.path.join(st, "stories260K.gguf"), 128, 256, llamacpp=True))
         rows.append(Row("stories260K .bin", "f32", os.path.join(st, "stories260K.bin"), 0, 256, "f32",
                         llama2c="run", tok=tok))
         rows.append(Row("stories260K .bin", "q8_0", os.path.join(st, "stories260K_q8.bin"), 0, 256, "f32",
