@@ -458,6 +458,36 @@ TEST_CASE_TEMPLATE("the 8-bit activations of every backend are the plain loop's 
   CHECK(plain[3].qs[3] == 0);
 }
 
+TEST_CASE_TEMPLATE("f16 rows of every backend are core/half.hpp's bits", B, BACKENDS) {
+  // Ties to even at 1 + 2^-11 (down to 1) and 1 + 3·2^-11 (up to 1 + 2^-9),
+  // overflow past 65504 (the largest half) to infinity, the smallest
+  // subnormal half 2^-24 and half of it (a tie, to zero), NaN, infinities,
+  // negative zero; then random values across the half range. 37 values: two
+  // vectors of 16 and a tail.
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> x = {1.0f + std::ldexp(1.0f, -11), 1.0f + 3 * std::ldexp(1.0f, -11), 65504.0f, 65520.0f,
+                          std::ldexp(1.0f, -24), std::ldexp(1.0f, -25), nan, inf, -inf, -0.0f};
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  while (x.size() < 37) x.push_back(nd(rng) * std::ldexp(1.0f, static_cast<int>(rng() % 40) - 24));
+  std::vector<uint16_t> want(x.size()), got(x.size());
+  for (size_t i = 0; i < x.size(); ++i) want[i] = f32_to_fp16(x[i]);
+  k::f32_to_f16_row<B>(x.data(), got.data(), x.size());
+  CHECK(got == want);
+  CHECK(want[0] == 0x3C00);  // by hand: the tie goes to the even 1.0
+  CHECK(want[1] == 0x3C02);
+  CHECK(want[3] == 0x7C00);
+  CHECK(want[4] == 0x0001);
+  CHECK(want[5] == 0x0000);
+  std::vector<float> trip = x;
+  k::f16_round_trip<B>(trip.data(), trip.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    CAPTURE(i);
+    const float r = fp16_to_f32(want[i]);
+    CHECK(std::memcmp(&trip[i], &r, sizeof r) == 0);
+  }
+}
+
 #if JIELONG_LIBM_EXP && defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 28)
 // glibc 2.28 and later compute expf with the algorithm kernels/libm_exp.hpp
 // vectorizes; elsewhere std::exp may round differently and these skip.

@@ -1,7 +1,9 @@
 // The small-head attention kernels (head_dim below one vector) against their
 // plain twins: the same fused multiply-adds in the same order, so the bits
 // must be identical, for f32 and f16 caches, any number of positions (full
-// blocks of 8 and tails), strides wider than a head, and unaligned rows.
+// blocks of 16 and tails), strides wider than a head, and unaligned rows.
+// The backend with its own kernels is Avx512Vnni (where this build and CPU
+// have it); the others run the plain loops themselves.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -10,10 +12,11 @@
 #include <vector>
 
 #include "jielong/core/half.hpp"
-#include "jielong/kernels/small_heads.hpp"
+#include "jielong/kernels/kernels.hpp"
 
 using namespace jielong;
 namespace sh = kernels::small_heads;
+using Fast = kernels::Avx512Vnni;
 
 namespace {
 struct Cache {
@@ -43,6 +46,10 @@ Cache make_cache(size_t n, size_t row_elems, size_t off, bool f16, bool misalign
 }  // namespace
 
 TEST_CASE("small-head scores and mix equal their plain twins bit for bit") {
+  if (!kernels::vnni_available()) {
+    MESSAGE("skipped: this build or CPU has no AVX-512 VNNI");
+    return;
+  }
   std::mt19937 rng(7);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (bool f16 : {false, true})
@@ -61,7 +68,11 @@ TEST_CASE("small-head scores and mix equal their plain twins bit for bit") {
           for (float& x : q) x = dist(rng);
           for (float& x : w) x = std::abs(dist(rng)) / static_cast<float>(n);
           std::vector<float> s_fast(n), s_plain(n), o_fast(hd, -1.0f), o_plain(hd, -2.0f);
-          sh::scores(q.data(), k.rows, hd, n, s_fast.data());
+          {
+            const float* qp = q.data();
+            float* sp = s_fast.data();
+            kernels::small_head_scores<Fast>(&qp, 1, k.rows, hd, n, &sp);
+          }
           sh::scores_plain(q.data(), k.rows, hd, n, s_plain.data());
           CHECK(std::memcmp(s_fast.data(), s_plain.data(), n * sizeof(float)) == 0);
           // Three query heads on the same keys at once (grouped-query
@@ -70,12 +81,16 @@ TEST_CASE("small-head scores and mix equal their plain twins bit for bit") {
           for (float& x : q3) x = dist(rng);
           const float* qs[3] = {q3.data(), q3.data() + hd, q3.data() + 2 * hd};
           float* outs[3] = {s3.data(), s3.data() + n, s3.data() + 2 * n};
-          sh::scores_heads(qs, 3, k.rows, hd, n, outs);
+          kernels::small_head_scores<Fast>(qs, 3, k.rows, hd, n, outs);
           for (size_t h = 0; h < 3; ++h) {
             sh::scores_plain(qs[h], k.rows, hd, n, s3_plain.data());
             CHECK(std::memcmp(outs[h], s3_plain.data(), n * sizeof(float)) == 0);
           }
-          sh::mix(w.data(), v.rows, hd, n, o_fast.data());
+          {
+            const float* wp = w.data();
+            float* op = o_fast.data();
+            kernels::small_head_mix<Fast>(&wp, &v.rows, 1, hd, n, &op);
+          }
           sh::mix_plain(w.data(), v.rows, hd, n, o_plain.data());
           CHECK(std::memcmp(o_fast.data(), o_plain.data(), hd * sizeof(float)) == 0);
           // And the plain twin against a double-precision sum (|error| bound:
@@ -90,6 +105,10 @@ TEST_CASE("small-head scores and mix equal their plain twins bit for bit") {
 }
 
 TEST_CASE("mixing several small heads at once equals mixing each alone") {
+  if (!kernels::vnni_available()) {
+    MESSAGE("skipped: this build or CPU has no AVX-512 VNNI");
+    return;
+  }
   std::mt19937 rng(11);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (bool f16 : {false, true})
@@ -120,10 +139,10 @@ TEST_CASE("mixing several small heads at once equals mixing each alone") {
           v.push_back(r);
           op.push_back(got[h].data());
         }
-        {  // mix_heads takes at most kMaxHeads; larger groups go in chunks
+        {  // small_head_mix takes at most kMaxHeads; larger groups go in chunks
           for (size_t c = 0; c < n_heads; c += sh::kMaxHeads) {
             const size_t m = std::min(sh::kMaxHeads, n_heads - c);
-            sh::mix_heads(wp.data() + c, v.data() + c, m, hd, n, op.data() + c);
+            kernels::small_head_mix<Fast>(wp.data() + c, v.data() + c, m, hd, n, op.data() + c);
           }
         }
         for (size_t h = 0; h < n_heads; ++h) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 
 namespace jielong {
@@ -53,6 +54,16 @@ constexpr uint16_t f32_to_fp16(float f) noexcept {
   const uint32_t rem = abs & 0x1FFFu;
   if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
   return static_cast<uint16_t>(sign | h);
+}
+
+// dst[i] = f16(src[i]).
+inline void f32_to_fp16_row(const float* src, uint16_t* dst, size_t n) noexcept {
+  for (size_t i = 0; i < n; ++i) dst[i] = f32_to_fp16(src[i]);
+}
+
+// x[i] = f32(f16(x[i])): the precision a value has after a trip through f16.
+inline void fp16_round_trip(float* x, size_t n) noexcept {
+  for (size_t i = 0; i < n; ++i) x[i] = fp16_to_f32(f32_to_fp16(x[i]));
 }
 
 constexpr float bf16_to_f32(uint16_t b) noexcept { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }

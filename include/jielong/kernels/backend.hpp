@@ -14,8 +14,9 @@ struct Scalar {};   // the oracle: plain loops, never optimised
 struct Xsimd {};    // xsimd, default architecture of the compiler's target
 struct Highway {};  // Highway, static dispatch to the compiler's target
 // AVX-512 VNNI int8 dot products (vpdpbusd) for the quantized matvec/matmul,
-// Highway for everything else. Checked at run time: on a CPU without VNNI
-// the quantized paths fall back to Highway's.
+// AVX-512 activation quantization, f16 cache rows and small-head attention,
+// Highway for everything else. Only for a CPU where vnni_available() (the
+// one run-time check, made where a backend is chosen).
 struct Avx512Vnni {};
 
 // A weight matrix: `rows` rows of `cols` elements of `type`, row r starting at
@@ -47,7 +48,11 @@ void rows_dot_each(const WeightView& w, size_t r0, size_t r1, const void* act, s
 }
 
 // Each backend specialises Ops<B> with the same static member functions; see
-// scalar.hpp for the full list with the reference semantics.
+// scalar.hpp for the full list with the reference semantics. A few ops are
+// optional (panel_rows_dot, quantize_act_q8, f32_to_f16_row, f16_round_trip,
+// small_head_scores, small_head_mix): a backend that has its own kernel
+// defines the member, and kernels.hpp runs the portable definition for the
+// others. No other code chooses an instruction set.
 template <class B>
 struct Ops;
 

@@ -20,6 +20,7 @@
 
 #include "jielong/core/dtype.hpp"
 #include "jielong/core/executor.hpp"
+#include "jielong/core/half.hpp"
 #include "jielong/core/quants.hpp"
 #include "jielong/core/status.hpp"
 #include "jielong/kernels/group_q8.hpp"
@@ -27,6 +28,7 @@
 #include "jielong/kernels/backend.hpp"
 #include "jielong/kernels/panels.hpp"
 #include "jielong/kernels/scalar.hpp"
+#include "jielong/kernels/small_heads.hpp"
 // g++ 12 reports its own AVX-512 intrinsics (the _mm512_undefined_* idiom)
 // as "used uninitialized" wherever they are inlined; the vector backends are
 // full of them, so that one false positive is silenced here.
@@ -44,6 +46,9 @@
 
 namespace jielong::kernels {
 
+// The fastest backend of the compiler's target. Avx512Vnni runs only where
+// vnni_available(): a program that may meet an older CPU than it was built
+// for picks Highway otherwise, as run::Session does for Backend::best.
 #if JIELONG_HAVE_AVX512_VNNI
 using Best = Avx512Vnni;
 #else
@@ -52,13 +57,7 @@ using Best = Highway;
 
 // Whether this build and CPU run the panel kernels (kernels/panels.hpp); on
 // others panels still work, through the plain-loop definition.
-inline bool panels_preferred() noexcept {
-#if JIELONG_HAVE_AVX512_VNNI
-  return vnni_detail::cpu_has_vnni();
-#else
-  return false;
-#endif
-}
+inline bool panels_preferred() noexcept { return vnni_available(); }
 
 // Weight types matvec/matmul accept.
 constexpr bool matvec_supports(DType t) noexcept {
@@ -122,6 +121,41 @@ void axpy(float a, const float* x, float* y, size_t n) noexcept {
 template <class B>
 void axpy_f16(float a, const uint16_t* x_f16, float* y, size_t n) noexcept {
   Ops<B>::axpy_f16(a, x_f16, y, n);
+}
+// dst[i] = f16(src[i]), rounded to nearest even (core/half.hpp's bits).
+template <class B>
+void f32_to_f16_row(const float* src, uint16_t* dst, size_t n) noexcept {
+  if constexpr (requires { Ops<B>::f32_to_f16_row(src, dst, n); }) Ops<B>::f32_to_f16_row(src, dst, n);
+  else f32_to_fp16_row(src, dst, n);
+}
+// x[i] = f32(f16(x[i])): the precision a value keeps through an f16 cache.
+template <class B>
+void f16_round_trip(float* x, size_t n) noexcept {
+  if constexpr (requires { Ops<B>::f16_round_trip(x, n); }) Ops<B>::f16_round_trip(x, n);
+  else fp16_round_trip(x, n);
+}
+// Attention for heads narrower than a vector (small_heads.hpp), over one
+// head's cache rows: out[h][j] = q[h]·K[j] for n_q query heads that read
+// the same keys, and out[h][d] = Σ_j w[h][j]·V_h[j][d] for up to
+// small_heads::kMaxHeads heads. Every backend gives the plain loops' bits;
+// one with its own kernels (Ops<B>::small_head_scores, small_head_mix)
+// runs them, the others run the plain loops.
+template <class B>
+void small_head_scores(const float* const* q, size_t n_q, small_heads::Rows k, size_t hd, size_t n,
+                       float* const* out) noexcept {
+  if constexpr (requires { Ops<B>::small_head_scores(q, n_q, k, hd, n, out); })
+    Ops<B>::small_head_scores(q, n_q, k, hd, n, out);
+  else
+    for (size_t h = 0; h < n_q; ++h) small_heads::scores_plain(q[h], k, hd, n, out[h]);
+}
+template <class B>
+void small_head_mix(const float* const* w, const small_heads::Rows* v, size_t n_heads, size_t hd, size_t n,
+                    float* const* out) noexcept {
+  JIELONG_ASSERT(n_heads <= small_heads::kMaxHeads);
+  if constexpr (requires { Ops<B>::small_head_mix(w, v, n_heads, hd, n, out); })
+    Ops<B>::small_head_mix(w, v, n_heads, hd, n, out);
+  else
+    for (size_t h = 0; h < n_heads; ++h) small_heads::mix_plain(w[h], v[h], hd, n, out[h]);
 }
 // out = x / sqrt(mean(x²) + eps) * weight; out may alias x.
 template <class B>
@@ -228,6 +262,30 @@ void rows_dot(const WeightView& w, size_t r0, size_t r1, const void* act, size_t
 inline std::byte* align64(std::byte* p) noexcept {
   return reinterpret_cast<std::byte*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
 }
+
+// x: [n_tokens][cols] f32 in the activation format `kind` (quantize_activation.hpp),
+// quantized into scratch (64-byte aligned) or, for ActKind::none, x itself.
+// act_stride: bytes from one token's row to the next.
+template <class B>
+const void* quantize_acts(ActKind kind, const float* x, size_t n_tokens, size_t cols, std::span<std::byte> scratch,
+                          Executor& ex, size_t& act_stride) noexcept {
+  act_stride = cols * sizeof(float);
+  if (kind == ActKind::none) return x;
+  std::byte* base = align64(scratch.data());
+  act_stride = act_row_bytes(kind, cols);
+  parallel_for(ex, n_tokens, 8, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) quantize_act<B>(kind, x + t * cols, base + t * act_stride, cols);
+  });
+  return base;
+}
+// Whether matmul accepts w with scratch for n_tokens (its checks, shared
+// with matmul_same_input).
+inline bool matmul_accepts(const WeightView& w, size_t n_tokens, size_t scratch_bytes) noexcept {
+  const bool panels_ok = w.panel_rows == 0 || (panels::supported(w.type) && w.panel_rows % panels::kRows == 0 &&
+                                                w.panel_rows <= w.rows && w.row_stride == row_bytes(w.type, w.cols));
+  return matvec_supports(w.type) && row_bytes(w.type, w.cols) != 0 && panels_ok &&
+         scratch_bytes >= matvec_scratch_bytes(w.type, w.cols, n_tokens);
+}
 }  // namespace detail
 
 // Y = W X for a batch of tokens. x: [n_tokens][cols] f32, y: [n_tokens][rows].
@@ -238,28 +296,52 @@ template <class B>
 void matmul(const WeightView& w, const float* x, size_t n_tokens, float* y, std::span<std::byte> scratch,
             Executor& ex) noexcept {
   if (w.type == DType::I8) return group_q8::matmul(w, x, n_tokens, y, scratch, ex);
-  const ActKind kind = act_kind(w.type);
-  const bool panels_ok = w.panel_rows == 0 || (panels::supported(w.type) && w.panel_rows % panels::kRows == 0 &&
-                                                w.panel_rows <= w.rows && w.row_stride == row_bytes(w.type, w.cols));
-  const bool ok = matvec_supports(w.type) && row_bytes(w.type, w.cols) != 0 && panels_ok &&
-                  scratch.size() >= matvec_scratch_bytes(w.type, w.cols, n_tokens);
+  const bool ok = detail::matmul_accepts(w, n_tokens, scratch.size());
   JIELONG_ASSERT(ok);
   if (!ok) {
     std::fill(y, y + n_tokens * w.rows, 0.0f);
     return;
   }
-  const void* act = x;
-  size_t act_stride = w.cols * sizeof(float);
-  if (kind != ActKind::none) {
-    std::byte* base = detail::align64(scratch.data());
-    act_stride = act_row_bytes(kind, w.cols);
-    parallel_for(ex, n_tokens, 8, [&](size_t t0, size_t t1) {
-      for (size_t t = t0; t < t1; ++t) quantize_act<B>(kind, x + t * w.cols, base + t * act_stride, w.cols);
-    });
-    act = base;
-  }
+  size_t act_stride;
+  const void* act = detail::quantize_acts<B>(act_kind(w.type), x, n_tokens, w.cols, scratch, ex, act_stride);
   parallel_for(ex, w.rows, detail::row_grain(w), [&](size_t r0, size_t r1) {
     detail::rows_dot<B>(w, r0, r1, act, act_stride, n_tokens, y, w.rows);
+  });
+}
+
+// y[i] = W_i X for N matrices that read the same input (Q, K and V; gate and
+// up): X is quantized once and the rows of all N are shared out in one
+// parallel region, one thread hand-off instead of N. Each y[i] is computed
+// by the same row kernel over the same row chunks as matmul(*w[i], ...), so
+// its bits are matmul's. Matrices that want different activation formats
+// (or that matmul would refuse) go through matmul one by one.
+template <class B, size_t N>
+void matmul_same_input(const WeightView* const (&w)[N], const float* x, size_t n_tokens, float* const (&y)[N],
+                       std::span<std::byte> scratch, Executor& ex) noexcept {
+  const ActKind kind = act_kind(w[0]->type);
+  bool fusable = true;
+  for (const WeightView* wi : w)
+    fusable = fusable && wi->type != DType::I8 && act_kind(wi->type) == kind && wi->cols == w[0]->cols &&
+              detail::matmul_accepts(*wi, n_tokens, scratch.size());
+  if (!fusable) {
+    for (size_t i = 0; i < N; ++i) matmul<B>(*w[i], x, n_tokens, y[i], scratch, ex);
+    return;
+  }
+  size_t act_stride;
+  const void* act = detail::quantize_acts<B>(kind, x, n_tokens, w[0]->cols, scratch, ex, act_stride);
+  size_t grain[N], first_chunk[N + 1];  // matrix i owns chunks [first_chunk[i], first_chunk[i+1])
+  first_chunk[0] = 0;
+  for (size_t i = 0; i < N; ++i) {
+    grain[i] = std::max<size_t>(1, detail::row_grain(*w[i]));
+    first_chunk[i + 1] = first_chunk[i] + (w[i]->rows + grain[i] - 1) / grain[i];
+  }
+  parallel_for(ex, first_chunk[N], 1, [&](size_t c0, size_t c1) {
+    for (size_t c = c0; c < c1; ++c) {
+      size_t i = 0;
+      while (c >= first_chunk[i + 1]) ++i;
+      const size_t r0 = (c - first_chunk[i]) * grain[i], r1 = std::min(w[i]->rows, r0 + grain[i]);
+      detail::rows_dot<B>(*w[i], r0, r1, act, act_stride, n_tokens, y[i], w[i]->rows);
+    }
   });
 }
 

@@ -11,14 +11,6 @@
 #include <cstdint>
 #include <cmath>
 #include <cstring>
-#include <type_traits>
-
-#if defined(__AVX512F__) && defined(__AVX512BW__)
-#include <immintrin.h>
-#define JIELONG_ACT_Q8_AVX512 1
-#else
-#define JIELONG_ACT_Q8_AVX512 0
-#endif
 
 #include "jielong/core/dtype.hpp"
 #include "jielong/core/quants.hpp"
@@ -100,74 +92,16 @@ inline void quantize_act_q8k(const float* x, ActQ8K* y, size_t n) noexcept {
   }
 }
 
-#if JIELONG_ACT_Q8_AVX512
-// g++ 12's AVX-512 headers warn about their own "undefined" operands (as in kernels.hpp).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-// quantize_act_q8, a block in two vectors; the same bytes. The maximum is
-// exact in any order; the scale and the products are the same IEEE
-// operations; the rounding is std::round's (half away from zero): truncate,
-// then step away from zero where the dropped fraction is at least 1/2. Lanes
-// the plain loop skips or zeroes stay so: NaN inputs do not count towards
-// the maximum, and a NaN product (a NaN input, or an infinite one times the
-// scale 0) quantizes to 0.
-inline void quantize_act_q8_avx512(const float* x, ActQ8* y, size_t n) noexcept {
-  const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
-  auto max_lane = [](__m512 m) {  // all lanes >= 0, no NaN
-    m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0x4E));
-    m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0xB1));
-    m = _mm512_max_ps(m, _mm512_permute_ps(m, 0x4E));
-    m = _mm512_max_ps(m, _mm512_permute_ps(m, 0xB1));
-    return _mm512_cvtss_f32(m);
-  };
-  auto round_i32 = [&](__m512 v) {
-    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __mmask16 away = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, t)), half, _CMP_GE_OQ);
-    const __m512 step = _mm512_or_ps(one, _mm512_and_ps(v, _mm512_set1_ps(-0.0f)));  // ±1 with v's sign
-    // Clamped as saturate_i8 clamps (an infinite product: the scale of a
-    // block of subnormals overflows to infinity).
-    const __m512 r = _mm512_min_ps(_mm512_max_ps(_mm512_mask_add_ps(t, away, t, step), _mm512_set1_ps(-128.0f)),
-                                   _mm512_set1_ps(127.0f));
-    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    return _mm512_maskz_cvtps_epi32(static_cast<__mmask16>(~nan), r);
-  };
-  for (size_t i = 0; i < n / 32; ++i) {
-    const __m512 a = _mm512_loadu_ps(x + 32 * i), b = _mm512_loadu_ps(x + 32 * i + 16);
-    const __mmask16 oka = _mm512_cmp_ps_mask(a, a, _CMP_ORD_Q), okb = _mm512_cmp_ps_mask(b, b, _CMP_ORD_Q);
-    const __m512 zero = _mm512_setzero_ps();
-    const float amax = max_lane(_mm512_max_ps(_mm512_mask_abs_ps(zero, oka, a), _mm512_mask_abs_ps(zero, okb, b)));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    const __m512 vid = _mm512_set1_ps(id);
-    const __m512i qa = round_i32(_mm512_mul_ps(a, vid)), qb = round_i32(_mm512_mul_ps(b, vid));
-    // The quants are already in [-128, 127]: narrowing keeps them, and
-    // their sum is the plain loop's.
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs), _mm512_cvtepi32_epi8(qa));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs + 16), _mm512_cvtepi32_epi8(qb));
-    const int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
-    y[i].d = fp16_to_f32(f32_to_fp16(d));
-    y[i].s = fp16_to_f32(f32_to_fp16(static_cast<float>(sum) * d));
-    y[i].sum = sum;
-    y[i].pad = 0;
-  }
-}
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
-#endif
-
-// The Scalar backend (the oracle) quantizes with the plain loops; the others
-// take the vector path where the CPU has one (the same bytes: test_kernels).
+// A backend with its own q8 quantizer (Ops<B>::quantize_act_q8, the same
+// bytes as the plain loop: test_kernels) uses it; the others, Scalar among
+// them, use the plain loops.
 template <class B>
 inline void quantize_act(ActKind k, const float* x, void* dst, size_t cols) noexcept {
   if (k == ActKind::q8) {
-#if JIELONG_ACT_Q8_AVX512
-    if constexpr (!std::is_same_v<B, Scalar>) return quantize_act_q8_avx512(x, static_cast<ActQ8*>(dst), cols);
-#endif
-    quantize_act_q8(x, static_cast<ActQ8*>(dst), cols);
+    if constexpr (requires(ActQ8* y) { Ops<B>::quantize_act_q8(x, y, cols); })
+      Ops<B>::quantize_act_q8(x, static_cast<ActQ8*>(dst), cols);
+    else
+      quantize_act_q8(x, static_cast<ActQ8*>(dst), cols);
   }
   if (k == ActKind::q8k) quantize_act_q8k(x, static_cast<ActQ8K*>(dst), cols);
 }

@@ -1,10 +1,11 @@
 // kernels::Avx512Vnni — the quantized matvec/matmul on AVX-512 VNNI
 // (vpdpbusd: 64 u8×s8 products summed into 16 int32 lanes per instruction),
-// which neither Highway 1.0.3 nor xsimd 8.1 exposes. Everything else is
-// Highway's. Compiled only when the target has AVX-512 F/BW/VL/VNNI, and
-// checked again at run time: without VNNI the quantized rows take the
-// Highway path, so a binary built for a wider CPU degrades instead of faulting
-// in these kernels.
+// which neither Highway 1.0.3 nor xsimd 8.1 exposes, with the AVX-512
+// activation quantizer, f16 cache rows (avx512.hpp) and small-head attention
+// (small_heads_avx512.hpp). Everything else is Highway's. Compiled only when
+// the target has AVX-512 F/BW/VL/VNNI; the CPU is asked once, by whoever
+// picks the backend (vnni_available(); run::Session for Backend::best), so
+// a binary built for a wider CPU takes Highway instead of faulting here.
 //
 // vpdpbusd multiplies unsigned by signed bytes, so every weight format is
 // brought to unsigned quants u = q + offset (nibbles as stored, 6-bit q6_K
@@ -32,11 +33,26 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
 #define JIELONG_HAVE_AVX512_VNNI 1
 #include <immintrin.h>
+
+#include "jielong/kernels/avx512.hpp"
+#include "jielong/kernels/small_heads_avx512.hpp"
 #else
 #define JIELONG_HAVE_AVX512_VNNI 0
 #endif
 
 namespace jielong::kernels {
+
+// Whether this build and this CPU can run Avx512Vnni: the one run-time
+// question of the backends, asked where a backend is chosen.
+inline bool vnni_available() noexcept {
+#if JIELONG_HAVE_AVX512_VNNI
+  static const bool has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl");
+  return has;
+#else
+  return false;
+#endif
+}
 
 #if JIELONG_HAVE_AVX512_VNNI
 
@@ -55,11 +71,6 @@ namespace vnni_detail {
 #endif
 #endif
 
-inline bool cpu_has_vnni() noexcept {
-  static const bool has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl");
-  return has;
-}
 
 inline float hsum(__m256 v) noexcept {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -926,8 +937,20 @@ inline void f32_panel_rows(const WeightView& w, size_t r0, size_t r1, const floa
 
 }  // namespace vnni_detail
 
+// Only for a CPU where vnni_available().
 template <>
 struct Ops<Avx512Vnni> : Ops<Highway> {
+  static void quantize_act_q8(const float* x, ActQ8* y, size_t n) noexcept { avx512::quantize_act_q8(x, y, n); }
+  static void f32_to_f16_row(const float* src, uint16_t* dst, size_t n) noexcept { avx512::f32_to_f16_row(src, dst, n); }
+  static void f16_round_trip(float* x, size_t n) noexcept { avx512::f16_round_trip(x, n); }
+  static void small_head_scores(const float* const* q, size_t n_q, small_heads::Rows k, size_t hd, size_t n,
+                                float* const* out) noexcept {
+    small_heads::avx512::scores_heads(q, n_q, k, hd, n, out);
+  }
+  static void small_head_mix(const float* const* w, const small_heads::Rows* v, size_t n_heads, size_t hd, size_t n,
+                             float* const* out) noexcept {
+    small_heads::avx512::mix_heads(w, v, n_heads, hd, n, out);
+  }
   static float row_dot(DType t, const void* wrow, const void* act, size_t cols) noexcept {
     float out = 0.0f;
     WeightView w{t, wrow, 1, cols, 0};
@@ -938,7 +961,6 @@ struct Ops<Avx512Vnni> : Ops<Highway> {
   static void panel_rows_dot(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
                              size_t n_tokens, float* y, size_t y_stride) noexcept {
     using namespace vnni_detail;
-    if (!cpu_has_vnni()) return panels::rows_dot_ref(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
     if (w.type == DType::F32)
       return f32_panel_rows(w, r0, r1, static_cast<const float*>(act), act_stride / sizeof(float), n_tokens, y,
                             y_stride);
@@ -949,7 +971,6 @@ struct Ops<Avx512Vnni> : Ops<Highway> {
   static void rows_dot(const WeightView& w, size_t r0, size_t r1, const void* act, size_t act_stride,
                        size_t n_tokens, float* y, size_t y_stride) noexcept {
     using namespace vnni_detail;
-    if (!cpu_has_vnni()) return Ops<Highway>::rows_dot(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
     switch (w.type) {
       case DType::Q4_0: return rows_dot_fused<DType::Q4_0, 4, 4>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);
       case DType::Q4_1: return rows_dot_fused<DType::Q4_1, 4, 4>(w, r0, r1, act, act_stride, n_tokens, y, y_stride);

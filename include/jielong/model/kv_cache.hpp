@@ -9,47 +9,11 @@
 #include <string>
 
 #include "jielong/core/dtype.hpp"
-#include "jielong/core/half.hpp"
 #include "jielong/core/memory.hpp"
 #include "jielong/core/status.hpp"
-
-#if defined(__F16C__) || defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "jielong/kernels/kernels.hpp"
 
 namespace jielong::model {
-
-// f16 conversions on the per-token path. With F16C they are single
-// instructions; both round to nearest even, like core/half.hpp.
-inline float f16_to_f32_fast(uint16_t h) noexcept {
-#if defined(__F16C__)
-  return _cvtsh_ss(h);
-#else
-  return fp16_to_f32(h);
-#endif
-}
-
-// dst[i] = f16(src[i]).
-inline void f32_to_f16_row(const float* src, uint16_t* dst, size_t n) noexcept {
-  size_t i = 0;
-#if defined(__AVX512F__)
-  for (; i + 16 <= n; i += 16)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
-                        _mm512_maskz_cvtps_ph(0xFFFF, _mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-#endif
-  for (; i < n; ++i) dst[i] = f32_to_fp16(src[i]);
-}
-
-// x[i] = f32(f16(x[i])): the precision a value has after a trip through f16.
-inline void f16_round_trip(float* x, size_t n) noexcept {
-  size_t i = 0;
-#if defined(__AVX512F__)
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(x + i, _mm512_maskz_cvtph_ps(0xFFFF, _mm512_maskz_cvtps_ph(0xFFFF, _mm512_loadu_ps(x + i),
-                                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
-#endif
-  for (; i < n; ++i) x[i] = fp16_to_f32(f32_to_fp16(x[i]));
-}
 
 enum class KvType : uint8_t {
   f32,
@@ -109,14 +73,16 @@ class KvCache {
     return c;
   }
 
-  // Writes position `pos` of layer `l` from f32 rows k[kv_dim], v[kv_dim].
+  // Writes position `pos` of layer `l` from f32 rows k[kv_dim], v[kv_dim]
+  // (an f16 cache converts them with backend B).
+  template <class B>
   void store(size_t l, size_t pos, const float* k, const float* v) noexcept {
     if (type_ == KvType::f32) {
       std::memcpy(k_row(l, pos), k, kv_dim_ * sizeof(float));
       std::memcpy(v_row(l, pos), v, kv_dim_ * sizeof(float));
     } else {
-      f32_to_f16_row(k, static_cast<uint16_t*>(k_row(l, pos)), kv_dim_);
-      f32_to_f16_row(v, static_cast<uint16_t*>(v_row(l, pos)), kv_dim_);
+      kernels::f32_to_f16_row<B>(k, static_cast<uint16_t*>(k_row(l, pos)), kv_dim_);
+      kernels::f32_to_f16_row<B>(v, static_cast<uint16_t*>(v_row(l, pos)), kv_dim_);
     }
   }
 

@@ -156,48 +156,11 @@ class Transformer {
   }
 
   // y[i] = x · W[i]ᵀ for matrices that read the same input (Q, K, V; gate,
-  // up): the input is quantized once and all rows are shared out in one
-  // parallel region, one thread hand-off instead of N. Each output is
-  // computed by the same row kernel over the same row chunks as project(),
-  // so the numbers are identical. Falls back to project() when the
-  // matrices want different activation formats.
+  // up): the input quantized once, one parallel region for all of them, the
+  // same numbers as project() on each.
   template <size_t N>
   void project_same_input(const WeightView* const (&w)[N], const float* x, size_t n, float* const (&y)[N]) noexcept {
-    const kernels::ActKind kind = kernels::act_kind(w[0]->type);
-    bool fusable = true;
-    for (const WeightView* wi : w)
-      fusable = fusable && wi->type != DType::I8 && kernels::matvec_supports(wi->type) &&
-                kernels::act_kind(wi->type) == kind && wi->cols == w[0]->cols && row_bytes(wi->type, wi->cols) != 0 &&
-                s_.act.size() >= kernels::matvec_scratch_bytes(wi->type, wi->cols, n);
-    if (!fusable) {
-      for (size_t i = 0; i < N; ++i) project(*w[i], x, n, y[i]);
-      return;
-    }
-    const size_t cols = w[0]->cols;
-    const void* act = x;                                     // [n][cols] in the weights' activation format
-    size_t act_stride = cols * sizeof(float);
-    if (kind != kernels::ActKind::none) {
-      std::byte* base = kernels::detail::align64(s_.act.data());
-      act_stride = kernels::act_row_bytes(kind, cols);
-      parallel_for(ex_, n, 8, [&](size_t t0, size_t t1) {
-        for (size_t t = t0; t < t1; ++t) kernels::quantize_act<B>(kind, x + t * cols, base + t * act_stride, cols);
-      });
-      act = base;
-    }
-    size_t grain[N], first_chunk[N + 1];                     // matrix i owns chunks [first_chunk[i], first_chunk[i+1])
-    first_chunk[0] = 0;
-    for (size_t i = 0; i < N; ++i) {
-      grain[i] = std::max<size_t>(1, kernels::detail::row_grain(*w[i]));
-      first_chunk[i + 1] = first_chunk[i] + (w[i]->rows + grain[i] - 1) / grain[i];
-    }
-    parallel_for(ex_, first_chunk[N], 1, [&](size_t c0, size_t c1) {
-      for (size_t c = c0; c < c1; ++c) {
-        size_t i = 0;
-        while (c >= first_chunk[i + 1]) ++i;
-        const size_t r0 = (c - first_chunk[i]) * grain[i], r1 = std::min(w[i]->rows, r0 + grain[i]);
-        kernels::detail::rows_dot<B>(*w[i], r0, r1, act, act_stride, n, y[i], w[i]->rows);
-      }
-    });
+    kernels::matmul_same_input<B>(w, x, n, y, s_.act, ex_);
   }
 
   // Multi-head attention with grouped-query sharing (Ainslie et al. 2023):
@@ -214,7 +177,7 @@ class Transformer {
       const float *cos_t = s_.rope + t * rd, *sin_t = cos_t + rd / 2;
       kernels::rope_rotate<B>(s_.q + t * q_dim, hp_.n_heads, hd, rd, cos_t, sin_t, m_.rope_layout());
       kernels::rope_rotate<B>(s_.k + t * kv_dim, hp_.n_kv_heads, hd, rd, cos_t, sin_t, m_.rope_layout());
-      kv_.store(l, pos0 + t, s_.k + t * kv_dim, s_.v + t * kv_dim);
+      kv_.store<B>(l, pos0 + t, s_.k + t * kv_dim, s_.v + t * kv_dim);
     }
     // With an f16 cache, q and the attention weights meet K and V in f16, as
     // ggml computes it: this keeps the logits within ~1e-3 of llama.cpp's.
@@ -274,7 +237,7 @@ class Transformer {
     if (hd < 16) small_heads_mix(l, h0, h1, group, n_ctx, n_pos, f16, scores_base, out);
   }
 
-  static void round_to_f16(float* x, size_t n) noexcept { f16_round_trip(x, n); }
+  static void round_to_f16(float* x, size_t n) noexcept { kernels::f16_round_trip<B>(x, n); }
 
   // One head's slice [off, off + hd) of a cache row, against q or into out.
   static float head_dot(const float* q, const void* row, size_t off, size_t hd, bool f16) noexcept {
@@ -289,7 +252,7 @@ class Transformer {
   // Heads below one vector (llama2.c's tiny models have head_dim 8): the
   // per-position vector kernels cost more in set-up than in arithmetic, so
   // all positions go to one small-head kernel, which sums in the plain
-  // loop's order (Scalar runs that plain loop itself).
+  // loop's order on every backend.
   kernels::small_heads::Rows head_rows(const void* row0, size_t off, bool f16) const noexcept {
     return {static_cast<const std::byte*>(row0) + off * (f16 ? 2 : 4), kv_.row_bytes(), f16};
   }
@@ -308,10 +271,7 @@ class Transformer {
         out[h - c0] = scores_base + h * n_ctx;
       }
       const auto k = head_rows(kv_.k_row(l, 0), (c0 / group) * hd, f16);
-      if constexpr (std::is_same_v<B, kernels::Scalar>)
-        for (size_t i = 0; i < c1 - c0; ++i) sh::scores_plain(qs[i], k, hd, n_pos, out[i]);
-      else
-        sh::scores_heads(qs, c1 - c0, k, hd, n_pos, out);
+      kernels::small_head_scores<B>(qs, c1 - c0, k, hd, n_pos, out);
       c0 = c1;
     }
   }
@@ -332,10 +292,7 @@ class Transformer {
         v[i] = head_rows(kv_.v_row(l, 0), (h / group) * hd, f16);
         o[i] = out + h * hd;
       }
-      if constexpr (std::is_same_v<B, kernels::Scalar>)
-        for (size_t i = 0; i < nh; ++i) sh::mix_plain(w[i], v[i], hd, n_pos, o[i]);
-      else
-        sh::mix_heads(w, v, nh, hd, n_pos, o);
+      kernels::small_head_mix<B>(w, v, nh, hd, n_pos, o);
     }
   }
 

@@ -357,7 +357,9 @@ class Session {
       case Backend::scalar: return forward_on<kernels::Scalar>(t, n, pos0, out, which);
       case Backend::xsimd: return forward_on<kernels::Xsimd>(t, n, pos0, out, which);
       case Backend::highway: return forward_on<kernels::Highway>(t, n, pos0, out, which);
-      case Backend::best: return forward_on<kernels::Best>(t, n, pos0, out, which);
+      case Backend::best:  // the one place the CPU is asked
+        if (kernels::vnni_available()) return forward_on<kernels::Avx512Vnni>(t, n, pos0, out, which);
+        return forward_on<kernels::Highway>(t, n, pos0, out, which);
     }
   }
   template <class B>
