@@ -16,22 +16,9 @@
 using namespace jielong;
 using jielong::test::SynthFile;
 using jielong::test::SynthSpec;
+using jielong::test::all_logits;
 
 namespace {
-
-std::vector<float> all_logits(std::shared_ptr<const model::Model> m, const std::vector<int32_t>& ids,
-                              run::Backend backend, model::KvType kv = model::KvType::f32, size_t n_batch = 64) {
-  run::SessionOptions so;
-  so.n_ctx = 64;
-  so.backend = backend;
-  so.kv_type = kv;
-  so.n_batch = n_batch;
-  auto s = run::Session::create(std::move(m), so);
-  REQUIRE(s.ok());
-  std::vector<float> out(ids.size() * s->n_vocab());
-  REQUIRE(s->prefill_all(ids, out).is_ok());
-  return out;
-}
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<double>& b) {
   REQUIRE(a.size() == b.size());

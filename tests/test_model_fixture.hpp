@@ -17,6 +17,7 @@
 #include "jielong/kernels/kernels.hpp"
 #include "jielong/model/model.hpp"
 #include "jielong/model/synth.hpp"
+#include "jielong/run/session.hpp"
 
 namespace jielong::test {
 
@@ -118,6 +119,22 @@ inline std::shared_ptr<const model::Model> bind_synth(std::shared_ptr<const Synt
   auto m = model::Model::bind<SynthFile>(f, hp, "synthetic");
   REQUIRE_MESSAGE(m.ok(), m.status().to_string());
   return *m;
+}
+
+// logits[n_tokens][n_vocab] of the whole sequence, from a session on `backend`.
+inline std::vector<float> all_logits(std::shared_ptr<const model::Model> m, const std::vector<int32_t>& ids,
+                                     run::Backend backend, model::KvType kv = model::KvType::f32,
+                                     size_t n_batch = 64) {
+  run::SessionOptions so;
+  so.n_ctx = 64;
+  so.backend = backend;
+  so.kv_type = kv;
+  so.n_batch = n_batch;
+  auto s = run::Session::create(std::move(m), so);
+  REQUIRE(s.ok());
+  std::vector<float> out(ids.size() * s->n_vocab());
+  REQUIRE(s->prefill_all(ids, out).is_ok());
+  return out;
 }
 
 // logits[n_tokens][n_vocab] of the whole sequence, from the equations.
