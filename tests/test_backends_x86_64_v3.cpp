@@ -9,8 +9,6 @@
 
 #include <doctest/doctest.h>
 
-#include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -22,21 +20,13 @@
 
 using namespace jielong;
 using jielong::test::all_logits;
+using jielong::test::kIds;
+using jielong::test::max_abs_diff;
 using jielong::test::SynthFile;
 using jielong::test::SynthSpec;
 
 namespace {
-
-float max_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  float m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-  return m;
-}
-
-const std::vector<int32_t> kIds = {1, 17, 42, 5, 63, 0, 9, 9, 30, 2, 11, 50};
 constexpr run::Backend kVector[] = {run::Backend::xsimd, run::Backend::highway};
-
 }  // namespace
 
 TEST_CASE("this build has no Avx512Vnni: Backend::best is Highway") {
@@ -76,14 +66,10 @@ TEST_CASE("Xsimd and Highway forward passes match Scalar and the equations, ever
           // hundredths (test_model holds Best to the equations within 0.1
           // for the same reason).
           const bool quantized = t != DType::F32 && t != DType::F16 && t != DType::BF16;
-          CHECK(max_diff(got, scalar) < (quantized ? 0.1f : kv == model::KvType::f32 ? 1e-3f : 1e-2f));
+          CHECK(max_abs_diff(got, scalar) < (quantized ? 0.1f : kv == model::KvType::f32 ? 1e-3f : 1e-2f));
           // Float weights against the equations (double accumulation): the
           // bounds test_model holds Scalar and Best to.
-          if (t == DType::F32) {
-            double d = 0;
-            for (size_t i = 0; i < got.size(); ++i) d = std::max(d, std::fabs(got[i] - want[i]));
-            CHECK(d < (kv == model::KvType::f32 ? 1e-4 : 2e-2));
-          }
+          if (t == DType::F32) CHECK(max_abs_diff(got, want) < (kv == model::KvType::f32 ? 1e-4 : 2e-2));
         }
       }
     }
@@ -104,7 +90,7 @@ TEST_CASE("stories260K (head_dim 8): Xsimd and Highway logits match Scalar") {
     for (run::Backend b : kVector) {
       CAPTURE(std::string(run::backend_name(b)));
       CAPTURE(std::string(model::kv_type_name(kv)));
-      CHECK(max_diff(all_logits(lm->model, ids, b, kv, 5), scalar) < (kv == model::KvType::f32 ? 2e-3f : 1e-2f));
+      CHECK(max_abs_diff(all_logits(lm->model, ids, b, kv, 5), scalar) < (kv == model::KvType::f32 ? 2e-3f : 1e-2f));
     }
   }
 }

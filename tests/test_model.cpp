@@ -17,19 +17,8 @@ using namespace jielong;
 using jielong::test::SynthFile;
 using jielong::test::SynthSpec;
 using jielong::test::all_logits;
-
-namespace {
-
-double max_abs_diff(const std::vector<float>& a, const std::vector<double>& b) {
-  REQUIRE(a.size() == b.size());
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-  return m;
-}
-
-const std::vector<int32_t> kIds = {1, 17, 42, 5, 63, 0, 9, 9, 30, 2, 11, 50};
-
-}  // namespace
+using jielong::test::kIds;
+using jielong::test::max_abs_diff;
 
 TEST_CASE("rope frequencies by hand") {
   float f[2];
@@ -150,7 +139,7 @@ TEST_CASE("kv cache: sizes, f16 storage, prefix copy") {
   REQUIRE(c.ok());
   CHECK(c->bytes() == 2 * 2 * 8 * 4 * 2);
   const float k[4] = {1.0f, -2.5f, 0.333333f, 65504.0f}, v[4] = {0.5f, 0.25f, -1.0f, 3.0f};
-  c->store(1, 3, k, v);
+  c->store<kernels::Scalar>(1, 3, k, v);
   const auto* kr = static_cast<const uint16_t*>(c->k_row(1, 3));
   CHECK(fp16_to_f32(kr[1]) == -2.5f);
   CHECK(fp16_to_f32(kr[2]) == doctest::Approx(0.333333f).epsilon(1e-3));  // f16: 11 significant bits

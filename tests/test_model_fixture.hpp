@@ -4,6 +4,7 @@
 // ../shared is absent and to check the engine against the equations.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -119,6 +120,18 @@ inline std::shared_ptr<const model::Model> bind_synth(std::shared_ptr<const Synt
   auto m = model::Model::bind<SynthFile>(f, hp, "synthetic");
   REQUIRE_MESSAGE(m.ok(), m.status().to_string());
   return *m;
+}
+
+// Token ids of the synthetic models' tests (vocabulary 64).
+inline const std::vector<int32_t> kIds = {1, 17, 42, 5, 63, 0, 9, 9, 30, 2, 11, 50};
+
+// Largest |a[i] - b[i]|.
+template <class T>
+double max_abs_diff(const std::vector<float>& a, const std::vector<T>& b) {
+  REQUIRE(a.size() == b.size());
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
+  return m;
 }
 
 // logits[n_tokens][n_vocab] of the whole sequence, from a session on `backend`.

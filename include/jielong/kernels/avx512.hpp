@@ -1,7 +1,8 @@
 // The Avx512Vnni backend's AVX-512 code outside the dot products: 8-bit
 // activation quantization and the f16 rows of the attention cache. Each
 // gives the bytes of the portable definition it replaces (test_kernels).
-// Included by vnni.hpp only when the target has AVX-512 F/BW/VL/VNNI.
+// Included by vnni.hpp only when the target has AVX-512 F/BW/VL/VNNI (and so
+// inside kernels.hpp's silencing of g++ 12's AVX-512 false positives).
 #pragma once
 
 #include <cstddef>
@@ -11,13 +12,6 @@
 
 #include "jielong/core/half.hpp"
 #include "jielong/kernels/quantize_activation.hpp"
-
-// g++ 12's AVX-512 headers warn about their own "undefined" operands (as in kernels.hpp).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 
 namespace jielong::kernels::avx512 {
 
@@ -89,7 +83,3 @@ inline void f16_round_trip(float* x, size_t n) noexcept {
 }
 
 }  // namespace jielong::kernels::avx512
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif

@@ -2,7 +2,8 @@
 // 16 positions at a time (a 16×8 transpose of the keys), values for two
 // heads per register. Lane for lane the arithmetic is that of the plain
 // loops of small_heads.hpp, which the tests compare with bit for bit.
-// Included by vnni.hpp only when the target has AVX-512 F/BW/VL/VNNI.
+// Included by vnni.hpp only when the target has AVX-512 F/BW/VL/VNNI (and so
+// inside kernels.hpp's silencing of g++ 12's AVX-512 false positives).
 #pragma once
 
 #include <algorithm>
@@ -12,13 +13,6 @@
 #include <immintrin.h>
 
 #include "jielong/kernels/small_heads.hpp"
-
-// g++ 12's AVX-512 headers warn about their own "undefined" operands (as in kernels.hpp).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
 
 namespace jielong::kernels::small_heads::avx512 {
 
@@ -210,7 +204,3 @@ inline void mix_heads(const float* const* w, const Rows* v, size_t n_heads, size
 }
 
 }  // namespace jielong::kernels::small_heads::avx512
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif

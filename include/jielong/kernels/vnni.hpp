@@ -71,7 +71,6 @@ namespace vnni_detail {
 #endif
 #endif
 
-
 inline float hsum(__m256 v) noexcept {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
