@@ -11,6 +11,7 @@
 #include <iterator>
 #include <numeric>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@
 
 #include "jielong/core/hash.hpp"
 #include "jielong/train/trainer.hpp"
+#include "support/cli.hpp"
+#include "support/shared.hpp"
 
 using namespace jielong;
 namespace fs = std::filesystem;
@@ -281,3 +284,170 @@ TEST_CASE("memory estimate: parameters, gradients, two moments and the activatio
   CHECK(m.total() == m.params + m.grads + m.moments + m.activations);
   fs::remove_all(dir);
 }
+
+#ifdef JIELONG_CLI_PATH
+namespace {
+
+std::string slurp_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+// Every element of an XML text closed in order (<a ...> ... </a> or <a .../>);
+// the names of the elements seen, in order.
+std::vector<std::string> xml_elements(const std::string& xml, bool& well_formed) {
+  std::vector<std::string> open, seen;
+  well_formed = true;
+  for (size_t i = xml.find('<'); i != std::string::npos; i = xml.find('<', i + 1)) {
+    const size_t end = xml.find('>', i);
+    if (end == std::string::npos) return well_formed = false, seen;
+    const std::string tag = xml.substr(i + 1, end - i - 1);
+    if (tag.empty()) return well_formed = false, seen;
+    if (tag[0] == '/') {
+      if (open.empty() || open.back() != tag.substr(1)) return well_formed = false, seen;
+      open.pop_back();
+      continue;
+    }
+    const std::string name = tag.substr(0, tag.find_first_of(" /"));
+    seen.push_back(name);
+    if (tag.back() != '/') open.push_back(name);
+  }
+  well_formed = well_formed && open.empty();
+  return seen;
+}
+
+// The points of <polyline class="NAME" ... points="x,y x,y"/>.
+std::vector<std::pair<double, double>> polyline_points(const std::string& svg, const std::string& name) {
+  std::vector<std::pair<double, double>> out;
+  const size_t at = svg.find("<polyline class=\"" + name + "\"");
+  if (at == std::string::npos) return out;
+  const size_t p = svg.find("points=\"", at) + 8;
+  std::istringstream in(svg.substr(p, svg.find('"', p) - p));
+  std::string pair;
+  while (in >> pair) {
+    const size_t comma = pair.find(',');
+    out.emplace_back(std::stod(pair.substr(0, comma)), std::stod(pair.substr(comma + 1)));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("jielong train end to end: dry run, training, CSV, SVG, checkpoint and resume") {
+  using test::run_jielong;
+  test::TempDir dir;
+  std::string text;
+  for (int i = 0; i < 80; ++i)
+    text += "Paragraph " + std::to_string(i) + " says the quick brown fox jumps over " + std::to_string(i * 7) +
+            " lazy dogs.\n\n";
+  {
+    std::ofstream(dir.file("in.txt")) << text;
+  }
+  const std::string tok = dir.file("tok.gguf"), data = dir.file("data"), out = dir.file("m.gguf"),
+                    log = dir.file("m.csv");
+  REQUIRE(run_jielong("train-tokenizer --vocab-size 300 -o " + tok + " " + dir.file("in.txt")).code == 0);
+  REQUIRE(run_jielong("prepare-data -m " + tok + " -o " + data + " --validation 0.2 " + dir.file("in.txt")).code == 0);
+  const std::string shape = " --embd 32 --layers 2 --heads 4 --kv-heads 2 --ff 64 --ctx 16 --batch 2 -t 2";
+
+  SUBCASE("dry run: the parameter count and memory, counted by hand") {
+    const test::Run r = run_jielong("train --data " + data + " -m " + tok + " --dry-run" + shape, true);
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    // 300 x 32 tied embedding + final norm; per layer 2 norms, q and o 32x32,
+    // k and v 16x32, gate and up 64x32, down 32x64.
+    const size_t params = 300 * 32 + 32 + 2 * (2 * 32 + 2 * 32 * 32 + 2 * 16 * 32 + 3 * 64 * 32);
+    CHECK(r.out.find("model: " + std::to_string(params) + " parameters") != std::string::npos);
+    CHECK(r.out.find("2 moments") != std::string::npos);
+    CHECK(r.out.find("activations") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(out));
+  }
+  SUBCASE("training writes the model, state, CSV and SVG; resume continues the log") {
+    const test::Run r = run_jielong("train --data " + data + " -m " + tok + " -o " + out + shape +
+                                        " --steps 12 --warmup 2 --lr 3e-3 --eval-every 4 --log " + log + " --q8 " +
+                                        dir.file("m.q8_0.gguf"),
+                                    true);
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("step 12/12") != std::string::npos);
+    CHECK(r.out.find("tok/s") != std::string::npos);
+    for (const char* f : {"m.gguf", "m.gguf.state", "m.q8_0.gguf", "m.csv", "m.svg"})
+      CHECK_MESSAGE(std::filesystem::exists(dir.file(f)), f);
+    CHECK_FALSE(std::filesystem::exists(out + ".tmp"));
+    CHECK(run_jielong("info " + out).code == 0);
+    CHECK(run_jielong("info " + dir.file("m.q8_0.gguf")).code == 0);
+
+    // CSV: the header, one row per step, a validation loss at steps 4, 8, 12.
+    std::istringstream csv(slurp_text(log));
+    std::string line;
+    std::getline(csv, line);
+    CHECK(line == "step,loss,val_loss,lr,tokens_per_s");
+    size_t rows = 0;
+    std::vector<double> val;
+    while (std::getline(csv, line)) {
+      ++rows;
+      unsigned step = 0;
+      double loss = 0, lr = 0, rate = 0;
+      char v[32] = "";
+      const int got = std::sscanf(line.c_str(), "%u,%lf,%31[^,],%lf,%lf", &step, &loss, v, &lr, &rate);
+      const bool has_val = got == 5;
+      if (!has_val) CHECK(std::sscanf(line.c_str(), "%u,%lf,,%lf,%lf", &step, &loss, &lr, &rate) == 4);
+      CHECK(step == rows);
+      CHECK(std::isfinite(loss));
+      CHECK(lr > 0);
+      CHECK(rate > 0);
+      CHECK(has_val == (step % 4 == 0));
+      if (has_val) val.push_back(std::stod(v));
+    }
+    CHECK(rows == 12);
+    REQUIRE(val.size() == 3);
+    CHECK(val.back() < val.front());
+
+    // SVG: well formed, a train curve of 12 points and a validation curve of
+    // 3, inside the picture.
+    const std::string svg = slurp_text(dir.file("m.svg"));
+    bool ok = false;
+    const std::vector<std::string> elements = xml_elements(svg, ok);
+    CHECK(ok);
+    REQUIRE_FALSE(elements.empty());
+    CHECK(elements.front() == "svg");
+    const auto train_pts = polyline_points(svg, "train"), val_pts = polyline_points(svg, "validation");
+    CHECK(train_pts.size() == 12);
+    CHECK(val_pts.size() == 3);
+    for (const auto& [x, y] : train_pts) {
+      CHECK(x >= 0);
+      CHECK(x <= 800);
+      CHECK(y >= 0);
+      CHECK(y <= 480);
+    }
+    // The steps climb from left to right.
+    for (size_t i = 1; i < train_pts.size(); ++i) CHECK(train_pts[i].first > train_pts[i - 1].first);
+
+    // Resume with a later end: the log keeps its 12 rows and grows to 16.
+    const test::Run more = run_jielong("train --data " + data + " -m " + tok + " -o " + out + " --resume " + out +
+                                           ".state --steps 16 --eval-every 4 -t 1 --log " + log,
+                                       true);
+    INFO(more.out);
+    REQUIRE(more.code == 0);
+    size_t lines = 0;
+    std::istringstream again(slurp_text(log));
+    while (std::getline(again, line)) ++lines;
+    CHECK(lines == 1 + 16);
+    CHECK(polyline_points(slurp_text(dir.file("m.svg")), "validation").size() == 4);
+  }
+  SUBCASE("bad input names what is wrong") {
+    const test::Run no_tok = run_jielong("train --data " + data + " -o " + out, true);
+    CHECK(no_tok.code == 1);
+    CHECK(no_tok.out.find("-m TOKENIZER.gguf") != std::string::npos);
+    const test::Run vocab = run_jielong("train --data " + data + " -m " + tok + " -o " + out + " --vocab-size 512", true);
+    CHECK(vocab.code == 1);
+    CHECK(vocab.out.find("differs from the tokenizer's 300") != std::string::npos);
+    {
+      std::ofstream(dir.file("junk.state")) << "not a state";
+    }
+    const test::Run junk =
+        run_jielong("train --data " + data + " -m " + tok + " -o " + out + " --resume " + dir.file("junk.state"), true);
+    CHECK(junk.code == 1);
+    CHECK(junk.out.find("training state") != std::string::npos);
+  }
+}
+#endif

@@ -16,6 +16,7 @@
 #include "cmd_quantize.hpp"
 #include "cmd_synth.hpp"
 #include "cmd_tokenize.hpp"
+#include "cmd_train.hpp"
 #include "cmd_train_tokenizer.hpp"
 #include "cmd_version.hpp"
 
@@ -42,6 +43,7 @@ constexpr Command kCommands[] = {
     {"bench", "prompt and generation speed, as llama-bench measures it", jielong::cli::cmd_bench},
     {"train-tokenizer", "learn a byte-level BPE vocabulary from text files", jielong::cli::cmd_train_tokenizer},
     {"prepare-data", "clean, split and tokenise text files into token shards", jielong::cli::cmd_prepare_data},
+    {"train", "train a model from scratch on token shards", jielong::cli::cmd_train},
 };
 
 void print_usage(std::FILE* f) {
