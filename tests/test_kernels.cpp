@@ -549,7 +549,8 @@ TEST_CASE("softmax and swiglu keep std::exp's bits on the lanes after the last f
 #if JIELONG_TEST_LIBM_EXP
   // Those lanes once called std::exp one by one; the vector that replaced
   // the loop must not change one of them (tiny models' greedy texts hang on
-  // near-ties). For n below a vector the whole row is that tail.
+  // near-ties). For n below a vector the whole row is that tail; above it,
+  // the tail's bits reach every lane through the sum.
   namespace hn = hwy::HWY_NAMESPACE;
   const size_t N = hn::Lanes(hn::ScalableTag<float>());
   for (size_t n = 1; n <= 3 * N + 5; ++n) {
@@ -563,15 +564,25 @@ TEST_CASE("softmax and swiglu keep std::exp's bits on the lanes after the last f
     k::Ops<k::Highway>::softmax(sm.data(), n);
     float max = x[0];
     for (float v : x) max = v > max ? v : max;
+    // The full vectors' exps and their lane sum are Highway's own (hn::Exp,
+    // SumOfLanes, as the kernel takes them); the lanes after them must be
+    // std::exp's, and every lane then carries the sum that includes them.
+    const hn::ScalableTag<float> d;
     std::vector<float> e(n);
-    for (size_t i = 0; i < n; ++i) e[i] = std::exp(x[i] - max);
-    if (tail == 0) {
-      float sum = 0.0f;
-      for (float v : e) sum += v;
-      for (size_t i = 0; i < n; ++i) {
-        const float expect = e[i] * (1.0f / sum);
-        CHECK(std::memcmp(&sm[i], &expect, sizeof(float)) == 0);
-      }
+    auto vsum = hn::Zero(d);
+    for (size_t i = 0; i < tail; i += N) {
+      const auto v = hn::Exp(d, hn::Sub(hn::LoadU(d, x.data() + i), hn::Set(d, max)));
+      hn::StoreU(v, d, e.data() + i);
+      vsum = hn::Add(vsum, v);
+    }
+    float sum = hn::GetLane(hn::SumOfLanes(d, vsum));
+    for (size_t i = tail; i < n; ++i) {
+      e[i] = std::exp(x[i] - max);
+      sum += e[i];
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const float expect = e[i] * (1.0f / sum);
+      CHECK(std::memcmp(&sm[i], &expect, sizeof(float)) == 0);
     }
     // swiglu: gate / (1 + e^-gate) · up
     const auto up = randn(n, static_cast<uint32_t>(n + 100));
