@@ -21,6 +21,7 @@
 #include "jielong/run/load.hpp"
 #include "jielong/run/generate.hpp"
 #include "jielong/run/session.hpp"
+#include "support/skip.hpp"
 #include "jielong/run/session_io.hpp"
 
 using namespace jielong;
@@ -241,7 +242,7 @@ TEST_CASE("C API: generate with a callback, advance, save/load, cancel, memory p
 TEST_CASE("jielong.h and the C example compile as C99 with -Wall -Wextra -Werror -pedantic") {
   const std::string src = JIELONG_SOURCE_DIR;
   if (shell("command -v gcc >/dev/null 2>&1") != 0) {
-    MESSAGE("skipped: gcc not found");
+    jielong::test::skip("gcc not found");
     return;
   }
   const std::string out = "/tmp/jielong_test_capi_" + std::to_string(::getpid()) + ".o";

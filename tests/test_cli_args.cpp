@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "jielong/model/synth.hpp"
+#include "support/skip.hpp"
 
 #ifdef JIELONG_CLI_PATH
 
@@ -259,5 +260,5 @@ TEST_CASE("jielong generate: a model truncated while mapped ends with a message 
 }
 
 #else
-TEST_CASE("jielong command argument checks") { MESSAGE("skipped: the jielong command is not built"); }
+TEST_CASE("jielong command argument checks") { jielong::test::skip("the jielong command is not built"); }
 #endif

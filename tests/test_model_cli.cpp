@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "support/cli.hpp"
+#include "support/skip.hpp"
 
 #ifdef JIELONG_CLI_PATH
 
@@ -164,5 +165,5 @@ TEST_CASE("bench: bad flags exit with 1 and name the flag") {
 }
 
 #else
-TEST_CASE("engine commands") { MESSAGE("skipped: built without JIELONG_CLI_PATH"); }
+TEST_CASE("engine commands") { jielong::test::skip("built without JIELONG_CLI_PATH"); }
 #endif

@@ -189,6 +189,7 @@ struct Tolerance {
   float scalar, best;
 };
 constexpr float kQuantized = 0.35f;
+constexpr size_t kMaxNearTies = 100000;
 constexpr Tolerance kTolerances[] = {
     {"stories260K", 2e-3f, 2e-3f},     {"synth-llama-f32", 3e-3f, 3e-3f},  {"synth-llama-f16", 1e-2f, 1e-2f},
     {"synth-llama-bf16", 8e-2f, 8e-2f}, {"synth-qwen2-f16", 1e-2f, 1e-2f},
@@ -205,14 +206,95 @@ std::string model_path_for(const std::filesystem::path& shared, const std::strin
   return (shared / "models/synth" / (name + ".gguf")).string();
 }
 
+// llama.cpp's Q2_K mix stores ffn_down (704 columns, not a multiple of 256)
+// as IQ4_NL, which the engine does not read yet.
+constexpr const char* kNotLoadedYet = "synth-llama-q2_k";
+
+// Every llama.cpp reference record of one model, on the Scalar and Best
+// backends: the same tokens, each reference top logit within the model's
+// tolerance, the same top-1 unless the reference's best two are a near-tie
+// (at most kMaxNearTies of those excused per model and backend), and the
+// greedy continuation equal until a near-tie.
+void check_llamacpp_reference(const std::filesystem::path& shared, const std::string& name) {
+  CAPTURE(name);
+  const std::string path = model_path_for(shared, name);
+  if (!std::filesystem::exists(path)) {
+    test::skip(path + " not found");
+    return;
+  }
+  auto lm = run::load(path);
+  REQUIRE_MESSAGE(lm.ok(), lm.status().to_string());
+  const auto records = read_lines((shared / "reference/llamacpp" / (name + ".jsonl")).string());
+  REQUIRE(!records.empty());
+  for (run::Backend backend : {run::Backend::scalar, run::Backend::best}) {
+    const std::string backend_str = run::backend_name(backend);
+    CAPTURE(backend_str);
+    const float tol = tolerance_for(name, backend);
+    float worst = 0;
+    size_t positions = 0, near_ties = 0;
+    for (const std::string& line : records) {
+      Json j;
+      REQUIRE(Json::parse(line, j));
+      CAPTURE(j["prompt"].str);
+      std::vector<int32_t> ref_tokens;
+      for (const auto& t : j["tokens"].items) ref_tokens.push_back(static_cast<int32_t>(t.num));
+      // Same tokens as llama.cpp's tokenizer.
+      if (lm->tokenizer) {
+        auto ids = lm->tokenizer->encode(j["prompt"].str);
+        REQUIRE(ids.ok());
+        CHECK(*ids == ref_tokens);
+      } else {
+        MESSAGE("tokenization of " << name << " not checked: no tokenizer for its vocabulary yet");
+      }
+      // Logits from the reference's tokens, with llama.cpp's f16 KV cache.
+      run::SessionOptions so;
+      so.kv_type = model::KvType::f16;
+      so.backend = backend;
+      auto e = run::evaluate_ids(lm->model, ref_tokens, j["greedy"].size(), 8, so);
+      REQUIRE_MESSAGE(e.ok(), e.status().to_string());
+      float record_worst = 0;
+      for (size_t p = 0; p < ref_tokens.size(); ++p, ++positions) {
+        const Json& top = j["prompt_top"][p];
+        std::map<int32_t, float> ours;
+        for (const auto& [id, logit] : e->prompt_top[p]) ours[id] = logit;
+        // Top-1 equal unless the reference's best two are closer than two
+        // deviations: then each of them may be ours by the deviation alone.
+        const int32_t ref_best = static_cast<int32_t>(top[0][0].num);
+        const bool near_tie = top.size() > 1 && top[0][1].num - top[1][1].num < 2 * tol;
+        if (near_tie) ++near_ties;
+        else CHECK_MESSAGE(e->prompt_top[p][0].first == ref_best, "position " << p << ": top-1 differs");
+        // Each reference top logit that is also in our top 8 agrees; the
+        // logit of the best token is always compared.
+        for (size_t k = 0; k < top.size(); ++k) {
+          const int32_t id = static_cast<int32_t>(top[k][0].num);
+          if (!ours.count(id)) {
+            CHECK_MESSAGE(k > 0, "position " << p << ": reference best token " << id << " not in our top 8");
+            continue;
+          }
+          record_worst = std::max(record_worst, static_cast<float>(std::fabs(ours[id] - top[k][1].num)));
+        }
+      }
+      CHECK_MESSAGE(record_worst <= tol, "max logit difference " << record_worst << " > tolerance " << tol);
+      worst = std::max(worst, record_worst);
+      // Greedy continuation equal until a near-tie.
+      size_t agree = 0;
+      for (; agree < j["greedy"].size(); ++agree)
+        if (e->greedy[agree] != static_cast<int32_t>(j["greedy"][agree].num)) break;
+      if (agree < j["greedy"].size())
+        CHECK_MESSAGE(e->greedy_gap[agree] < 2 * tol, "greedy diverges at step " << agree << " with a top-2 gap of "
+                                                                               << e->greedy_gap[agree]);
+    }
+    CHECK_MESSAGE(near_ties <= kMaxNearTies, near_ties << " of " << positions << " top-1 checks excused as near-ties");
+    MESSAGE(name << " [" << backend_str << "]: max logit diff " << worst << " (tolerance " << tol << "), "
+                 << near_ties << "/" << positions << " near-ties");
+  }
+}
+
 }  // namespace
 
 TEST_CASE("eval JSON lines are byte-identical to the reference layout") {
-  const auto shared = test::shared_dir();
-  if (!shared) {
-    MESSAGE("skipped: ../shared not found");
-    return;
-  }
+  const auto shared = test::needs_shared("reference/llamacpp");
+  if (!shared) return;
   size_t n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(*shared / "reference/llamacpp")) {
     if (entry.path().extension() != ".jsonl") continue;
@@ -236,83 +318,24 @@ TEST_CASE("eval JSON lines are byte-identical to the reference layout") {
 }
 
 TEST_CASE("llama.cpp references: tokens, top logits, greedy continuation") {
-  const auto shared = test::shared_dir();
-  if (!shared) {
-    MESSAGE("skipped: ../shared not found");
-    return;
-  }
+  const auto shared = test::needs_shared("reference/llamacpp");
+  if (!shared) return;
+  size_t models = 0;
   for (const auto& entry : std::filesystem::directory_iterator(*shared / "reference/llamacpp")) {
     if (entry.path().extension() != ".jsonl") continue;
     const std::string name = entry.path().stem().string();
-    CAPTURE(name);
-    const std::string path = model_path_for(*shared, name);
-    if (!std::filesystem::exists(path)) {
-      MESSAGE("skipped: " << path << " not found");
-      continue;
-    }
-    auto lm = run::load(path);
-    if (!lm.ok() && lm.status().code() == Code::unsupported) {
-      WARN_MESSAGE(false, "not checked: " << lm.status().to_string());
-      continue;
-    }
-    REQUIRE_MESSAGE(lm.ok(), lm.status().to_string());
-    for (run::Backend backend : {run::Backend::scalar, run::Backend::best}) {
-    const std::string backend_str = run::backend_name(backend);
-    CAPTURE(backend_str);
-    const float tol = tolerance_for(name, backend);
-    for (const std::string& line : read_lines(entry.path().string())) {
-      Json j;
-      REQUIRE(Json::parse(line, j));
-      CAPTURE(j["prompt"].str);
-      std::vector<int32_t> ref_tokens;
-      for (const auto& t : j["tokens"].items) ref_tokens.push_back(static_cast<int32_t>(t.num));
-      // Same tokens as llama.cpp's tokenizer.
-      if (lm->tokenizer) {
-        auto ids = lm->tokenizer->encode(j["prompt"].str);
-        REQUIRE(ids.ok());
-        CHECK(*ids == ref_tokens);
-      } else {
-        MESSAGE("tokenization of " << name << " not checked: no tokenizer for its vocabulary yet");
-      }
-      // Logits from the reference's tokens, with llama.cpp's f16 KV cache.
-      run::SessionOptions so;
-      so.kv_type = model::KvType::f16;
-      so.backend = backend;
-      auto e = run::evaluate_ids(lm->model, ref_tokens, j["greedy"].size(), 8, so);
-      REQUIRE_MESSAGE(e.ok(), e.status().to_string());
-      float worst = 0;
-      for (size_t p = 0; p < ref_tokens.size(); ++p) {
-        const Json& top = j["prompt_top"][p];
-        std::map<int32_t, float> ours;
-        for (const auto& [id, logit] : e->prompt_top[p]) ours[id] = logit;
-        // Top-1 equal unless the reference's best two are within tolerance.
-        const int32_t ref_best = static_cast<int32_t>(top[0][0].num);
-        const bool near_tie = top.size() > 1 && top[0][1].num - top[1][1].num < 2 * tol;
-        if (!near_tie) CHECK(e->prompt_top[p][0].first == ref_best);
-        // Each reference top logit that is also in our top 8 agrees; the
-        // logit of the best token is always compared.
-        for (size_t k = 0; k < top.size(); ++k) {
-          const int32_t id = static_cast<int32_t>(top[k][0].num);
-          if (!ours.count(id)) {
-            CHECK_MESSAGE(k > 0, "position " << p << ": reference best token " << id << " not in our top 8");
-            continue;
-          }
-          worst = std::max(worst, static_cast<float>(std::fabs(ours[id] - top[k][1].num)));
-        }
-      }
-      CHECK_MESSAGE(worst <= tol, "max logit difference " << worst << " > tolerance " << tol);
-      // Greedy continuation equal until a near-tie.
-      size_t agree = 0;
-      for (; agree < j["greedy"].size(); ++agree)
-        if (e->greedy[agree] != static_cast<int32_t>(j["greedy"][agree].num)) break;
-      if (agree < j["greedy"].size())
-        CHECK_MESSAGE(e->greedy_gap[agree] < 2 * tol, "greedy diverges at step " << agree << " with a top-2 gap of "
-                                                                               << e->greedy_gap[agree]);
-      MESSAGE(name << " [" << run::backend_name(backend) << "] '" << j["prompt"].str << "': max logit diff "
-                   << worst << ", greedy " << agree << "/" << j["greedy"].size());
-    }
-    }
+    if (name == kNotLoadedYet) continue;
+    check_llamacpp_reference(*shared, name);
+    ++models;
   }
+  CHECK(models >= 15);
+}
+
+// Registered as an expected failure (tests/CMakeLists.txt, tests/meson.build).
+TEST_CASE("llama.cpp reference of a model the engine does not load yet" * doctest::test_suite("unsupported")) {
+  const auto shared = test::needs_shared("reference/llamacpp");
+  if (!shared) return;
+  check_llamacpp_reference(*shared, kNotLoadedYet);
 }
 
 TEST_CASE("llama2.c: stories260K greedy text, f32 and q8_0 checkpoints") {

@@ -19,6 +19,10 @@
 #include "jielong/run/session_io.hpp"
 #include "test_model_fixture.hpp"
 
+// Its own namespace: tests_run.cpp builds this file with test_session.cpp,
+// whose helpers have the same names.
+namespace session_games {
+
 using namespace jielong;
 using namespace std::chrono_literals;
 
@@ -408,3 +412,5 @@ TEST_CASE("an idle thread pool uses (almost) no CPU") {
   MESSAGE("CPU time of an idle second with a 2-thread pool: " << idle * 1e3 << " ms");
   CHECK(idle < 0.05);
 }
+
+}  // namespace session_games

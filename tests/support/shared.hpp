@@ -1,6 +1,7 @@
 // Finding ../shared, the read-only models and references some tests compare
-// against. Tests that need it call shared_dir() and skip, saying so, when it
-// is absent, so that a fresh clone builds and passes on its own.
+// against. Tests that need it call shared_file() or needs_shared() and skip,
+// saying so, when it is absent, so that a fresh clone builds and passes on its
+// own; the skip is counted (support/skip.hpp).
 #pragma once
 
 #include <cstdio>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include <doctest/doctest.h>
+
+#include "support/skip.hpp"
 
 namespace jielong::test {
 
@@ -30,17 +33,21 @@ inline std::optional<std::filesystem::path> shared_dir() {
   return std::nullopt;
 }
 
-// A file under ../shared, or nullopt (with a MESSAGE naming it) when absent.
+// ../shared, or nullopt (counted as a skip, naming what needed it) when absent.
+inline std::optional<std::filesystem::path> needs_shared(const std::string& what) {
+  auto dir = shared_dir();
+  if (!dir) skip("../shared (or $JIELONG_SHARED) not found; needed for " + what);
+  return dir;
+}
+
+// A file under ../shared, or nullopt (counted as a skip) when absent.
 inline std::optional<std::string> shared_file(const std::string& relative) {
-  const auto dir = shared_dir();
-  if (!dir) {
-    MESSAGE("skipped: ../shared (or $JIELONG_SHARED) not found; needed for " << relative);
-    return std::nullopt;
-  }
+  const auto dir = needs_shared(relative);
+  if (!dir) return std::nullopt;
   const auto path = *dir / relative;
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
-    MESSAGE("skipped: " << path.string() << " not found");
+    skip(path.string() + " not found");
     return std::nullopt;
   }
   return path.string();
