@@ -168,37 +168,59 @@ std::string unhex(const std::string& h) {
 }
 
 // Largest |our logit - llama.cpp's logit| over the reference's listed top
-// logits, per model and backend. llama.cpp computed with an f16 KV cache,
-// which the engine reproduces (q and attention weights rounded to f16 as
-// ggml does).
-//  - f32: float summation order only; measured ~1.3e-3 on logits ~12.
+// logits, per model, on the Scalar and Best backends: what each reaches in
+// Release (CMake and Meson) and the sanitizer build, with a margin of about
+// 1.5x (the worst of 2 prompts x 16 positions x 8 logits is itself a sample).
+// llama.cpp computed with an f16 KV cache, which the engine reproduces (q
+// and attention weights rounded to f16 as ggml does).
+//  - f32: float summation order only; reaches 1.8e-3 on logits ~12.
 //  - f16: llama.cpp also rounds activations to f16 inside f16 dot products,
-//    which our kernels do not; measured ~3e-3.
-//  - bf16: likewise with bf16 (8-bit mantissa) activations; measured ~0.05.
+//    which our kernels do not; reaches 2.5e-3 (qwen2), 1.3e-3 (llama).
+//  - bf16: likewise with bf16 (8-bit mantissa) activations; reaches 0.049.
 //  - quantized weights: activations are rounded to 8 bits before every
-//    matvec and K/V to f16. A difference in the last bit of a float (summation
-//    order: Scalar vs SIMD, FMA contraction at -O2 vs -O3) sometimes flips one
-//    of those roundings, and in these random-weight models one flip moves the
-//    logits of every later position by up to ~0.3 (measured between our own
-//    Scalar and Best backends on synth-llama-q8_0: 2e-6 until the first flip,
-//    then 0.15-0.32). So a quantized model is held to 0.35 on any backend;
-//    when no flip happens the Scalar backend agrees to the reference's
-//    printed precision (~5e-5), which the messages show.
+//    matvec, as ggml does, so the logits agree to the reference's printed
+//    precision (6 digits: 5e-5) -- until the last bit of a float (summation
+//    order, FMA contraction) flips one of those roundings; in these
+//    random-weight models one flip moves every later logit by up to ~0.3.
+//    Over the prompts, Q8_0, Q4_0 and Q3_K_M see no flip on either backend
+//    in any of the builds: held to 1e-4 (the printed precision, twice). The
+//    others flip, differently on each backend (so between builds too): held
+//    to 1.5x the worst measured on either backend. Over the greedy
+//    continuation (32 more positions) flips come to the others too: the
+//    Best backend flips on Q8_0 at step 17 of one prompt (Release and the
+//    sanitizer build alike; Scalar does not), so a quantized model's
+//    continuation may part from the reference where its top two are closer
+//    than twice what one flip does (kFlip).
 struct Tolerance {
   const char* model;
-  float scalar, best;
+  float logit;
 };
-constexpr float kQuantized = 0.35f;
-constexpr size_t kMaxNearTies = 100000;
+constexpr float kFlip = 0.35f;  // measured 0.15-0.32 after one flip
 constexpr Tolerance kTolerances[] = {
-    {"stories260K", 2e-3f, 2e-3f},     {"synth-llama-f32", 3e-3f, 3e-3f},  {"synth-llama-f16", 1e-2f, 1e-2f},
-    {"synth-llama-bf16", 8e-2f, 8e-2f}, {"synth-qwen2-f16", 1e-2f, 1e-2f},
+    {"stories260K", 2e-3f},        {"synth-llama-f32", 3e-3f},     {"synth-llama-f16", 4e-3f},
+    {"synth-qwen2-f16", 4e-3f},    {"synth-llama-bf16", 8e-2f},    {"synth-llama-q8_0", 1e-4f},
+    {"synth-qwen2-q8_0", 1e-4f},   {"synth-llama-q4_0", 1e-4f},    {"synth-llama-q3_k_m", 1e-4f},
+    {"synth-llama-q4_1", 0.15f},   {"synth-llama-q5_0", 0.19f},    {"synth-llama-q5_1", 0.2f},
+    {"synth-llama-q4_k_m", 0.1f},  {"synth-llama-q5_k_m", 0.09f},  {"synth-llama-q6_k", 0.3f},
 };
+// Top-1 checks over the prompts excused as near-ties (the reference's best
+// two closer than twice the model's tolerance), per model and backend, at
+// most: Q4_1 reaches 8 of its 16 positions, Q6_K 5; the other models 3 or
+// fewer (in all 44 of 468 checks, 9%, where one tolerance of 0.35 excused 37%).
+constexpr size_t kMaxNearTies = 8;
 
-float tolerance_for(const std::string& name, run::Backend b) {
+// A model the table does not name (one added to ../shared later) is held to
+// what one flip can do.
+float tolerance_for(const std::string& name) {
   for (const auto& t : kTolerances)
-    if (name == t.model) return b == run::Backend::scalar ? t.scalar : t.best;
-  return kQuantized;  // quantized weights (and any held-out model): see above
+    if (name == t.model) return t.logit;
+  return kFlip;
+}
+
+// Float weights: no 8-bit rounding, so no flips; the logits' own tolerance.
+float greedy_tolerance_for(const std::string& name) {
+  const bool float_weights = name == "stories260K" || name.ends_with("f32") || name.ends_with("f16");
+  return float_weights ? tolerance_for(name) : std::max(tolerance_for(name), kFlip);
 }
 
 std::string model_path_for(const std::filesystem::path& shared, const std::string& name) {
@@ -214,7 +236,7 @@ constexpr const char* kNotLoadedYet = "synth-llama-q2_k";
 // backends: the same tokens, each reference top logit within the model's
 // tolerance, the same top-1 unless the reference's best two are a near-tie
 // (at most kMaxNearTies of those excused per model and backend), and the
-// greedy continuation equal until a near-tie.
+// greedy continuation equal until a near-tie (greedy_tolerance_for).
 void check_llamacpp_reference(const std::filesystem::path& shared, const std::string& name) {
   CAPTURE(name);
   const std::string path = model_path_for(shared, name);
@@ -229,7 +251,7 @@ void check_llamacpp_reference(const std::filesystem::path& shared, const std::st
   for (run::Backend backend : {run::Backend::scalar, run::Backend::best}) {
     const std::string backend_str = run::backend_name(backend);
     CAPTURE(backend_str);
-    const float tol = tolerance_for(name, backend);
+    const float tol = tolerance_for(name), greedy_tol = greedy_tolerance_for(name);
     float worst = 0;
     size_t positions = 0, near_ties = 0;
     for (const std::string& line : records) {
@@ -281,8 +303,8 @@ void check_llamacpp_reference(const std::filesystem::path& shared, const std::st
       for (; agree < j["greedy"].size(); ++agree)
         if (e->greedy[agree] != static_cast<int32_t>(j["greedy"][agree].num)) break;
       if (agree < j["greedy"].size())
-        CHECK_MESSAGE(e->greedy_gap[agree] < 2 * tol, "greedy diverges at step " << agree << " with a top-2 gap of "
-                                                                               << e->greedy_gap[agree]);
+        CHECK_MESSAGE(e->greedy_gap[agree] < 2 * greedy_tol,
+                      "greedy diverges at step " << agree << " with a top-2 gap of " << e->greedy_gap[agree]);
     }
     CHECK_MESSAGE(near_ties <= kMaxNearTies, near_ties << " of " << positions << " top-1 checks excused as near-ties");
     MESSAGE(name << " [" << backend_str << "]: max logit diff " << worst << " (tolerance " << tol << "), "

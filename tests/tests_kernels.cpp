@@ -4,6 +4,7 @@
 // file's cases as its own test (doctest's --source-file); see CMakeLists.txt.
 
 #include "test_kernels.cpp"
+#include "test_kernels_gemm.cpp"
 #include "test_kernels_group_q8.cpp"
 #include "test_kernels_panels.cpp"
 #include "test_kernels_small_heads.cpp"
