@@ -186,7 +186,7 @@ std::string unhex(const std::string& h) {
 //    in any of the builds: held to 1e-4 (the printed precision, twice). The
 //    others flip, differently on each backend (so between builds too): held
 //    to 1.5x the worst measured on either backend. Over the greedy
-//    continuation (32 more positions) flips come to the others too: the
+//    continuation (64 more positions) flips come to the others too: the
 //    Best backend flips on Q8_0 at step 17 of one prompt (Release and the
 //    sanitizer build alike; Scalar does not), so a quantized model's
 //    continuation may part from the reference where its top two are closer
