@@ -24,6 +24,10 @@
 #include "support/cli.hpp"
 #include "support/shared.hpp"
 
+// Its own namespace: tests_train.cpp builds this file with test_train_data.cpp,
+// whose helpers have the same names.
+namespace train_trainer {
+
 using namespace jielong;
 namespace fs = std::filesystem;
 
@@ -451,3 +455,5 @@ TEST_CASE("jielong train end to end: dry run, training, CSV, SVG, checkpoint and
   }
 }
 #endif
+
+}  // namespace train_trainer

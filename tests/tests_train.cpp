@@ -7,3 +7,4 @@
 #include "test_train_data.cpp"
 #include "test_train_ops.cpp"
 #include "test_train_model.cpp"
+#include "test_train_trainer.cpp"
