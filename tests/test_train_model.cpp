@@ -35,21 +35,17 @@ namespace {
 
 model::HParams hparams(model::Arch arch, size_t vocab, size_t embd, size_t layers, size_t heads, size_t kv_heads,
                        size_t ff, bool tied) {
-  model::HParams hp;
-  hp.arch = arch;
-  hp.n_vocab = vocab;
-  hp.n_embd = embd;
-  hp.n_ff = ff;
-  hp.n_layers = layers;
-  hp.n_heads = heads;
-  hp.n_kv_heads = kv_heads;
-  hp.head_dim = embd / heads;
-  hp.rope_dim = hp.head_dim;
-  hp.n_ctx_train = 128;
-  hp.tied_embeddings = tied;
-  hp.rope_neox = arch == model::Arch::qwen2;
-  hp.qkv_bias = arch == model::Arch::qwen2;
-  return hp;
+  model::SynthSpec spec;
+  spec.arch = arch;
+  spec.n_vocab = vocab;
+  spec.n_embd = embd;
+  spec.n_ff = ff;
+  spec.n_layers = layers;
+  spec.n_heads = heads;
+  spec.n_kv_heads = kv_heads;
+  spec.n_ctx = 128;
+  spec.tied = tied;
+  return model::synth_hparams(spec);
 }
 
 train::Model<float> make_model(const model::HParams& hp, size_t B, size_t T, uint64_t seed) {

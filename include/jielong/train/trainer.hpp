@@ -57,19 +57,16 @@ struct ModelShape {
   bool tied_embeddings = true;
 
   model::HParams hparams() const {
-    model::HParams hp;
-    hp.arch = model::Arch::llama;
-    hp.n_vocab = n_vocab;
-    hp.n_embd = n_embd;
-    hp.n_ff = n_ff;
-    hp.n_layers = n_layers;
-    hp.n_heads = n_heads;
-    hp.n_kv_heads = n_kv_heads;
-    hp.head_dim = n_heads ? n_embd / n_heads : 0;
-    hp.rope_dim = hp.head_dim;
-    hp.n_ctx_train = n_ctx;
-    hp.tied_embeddings = tied_embeddings;
-    return hp;
+    model::SynthSpec spec;
+    spec.n_vocab = n_vocab;
+    spec.n_embd = n_embd;
+    spec.n_ff = n_ff;
+    spec.n_layers = n_layers;
+    spec.n_heads = n_heads;
+    spec.n_kv_heads = n_kv_heads;
+    spec.n_ctx = n_ctx;
+    spec.tied = tied_embeddings;
+    return model::synth_hparams(spec);  // the one place a llama shape becomes HParams
   }
 };
 
