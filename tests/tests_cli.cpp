@@ -5,3 +5,4 @@
 
 #include "test_cli_args.cpp"
 #include "test_model_cli.cpp"
+#include "test_chat_cli.cpp"

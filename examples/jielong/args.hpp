@@ -24,6 +24,11 @@ inline constexpr const char* kNoMmapHelp =
 inline constexpr const char* kNoRepackHelp =
     "keep Q4_0/Q8_0/Q4_K/F32 weights as the file stores them instead of repacking them at load into panels";
 
+// The help line of -m for the commands that fall back to the default model.
+inline constexpr const char* kModelHelp =
+    "model file (.gguf, or llama2.c .bin with -z); default: $JIELONG_MODEL, else jielong-chat.gguf (or "
+    "jielong-base.gguf) in $JIELONG_MODELS or models/";
+
 // What a subcommand receives: its name and the arguments after it.
 struct Args {
   std::string_view command;

@@ -18,9 +18,9 @@ inline int cmd_generate(Args& args) {
   bool chat = false;
   run::LoadOptions lo;
   std::vector<std::string> stops;
-  Flags flags("generate", "-m MODEL [-z TOKENIZER.bin] -p PROMPT [-n N] [options]",
+  Flags flags("generate", "[-m MODEL] [-z TOKENIZER.bin] -p PROMPT [-n N] [options]",
               "Continue PROMPT with the model; the text goes to stdout, statistics to stderr.");
-  flags.add_string("-m,--model", &model_path, "model file (.gguf, or llama2.c .bin with -z)");
+  flags.add_string("-m,--model", &model_path, kModelHelp);
   flags.add_string("-z,--tokenizer", &tokenizer_path, "llama2.c tokenizer.bin (for a .bin checkpoint)");
   flags.add_string("-p,--prompt", &prompt, "text to continue");
   flags.add_int("-n,--n-predict", &n_predict, "tokens to generate (default 128)", 0, 1 << 24);
@@ -40,6 +40,7 @@ inline int cmd_generate(Args& args) {
   if (auto rc = flags.parse(args)) return *rc;
 
   run::LoadedModel lm;
+  if (!model_or_default("generate", model_path)) return 1;
   if (!load_or_report("generate", model_path, tokenizer_path, lo, lm)) return 1;
   if (!lm.tokenizer) {
     std::fprintf(stderr, "jielong generate: %s has no tokenizer; pass -z TOKENIZER.bin\n", model_path.c_str());

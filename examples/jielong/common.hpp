@@ -1,14 +1,72 @@
-// What several commands share: loading a model with its tokenizer, and the
-// KV cache type flag.
+// What several commands share: finding the default model, loading a model
+// with its tokenizer, and the KV cache type flag.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "jielong/model/kv_cache.hpp"
 #include "jielong/run/load.hpp"
 
 namespace jielong::cli {
+
+// The model used when no -m is given: $JIELONG_MODEL if set; else
+// jielong-chat.gguf, falling back to jielong-base.gguf, in the first models
+// folder that has one of them. The folders: $JIELONG_MODELS if set (then it
+// is the only one: a user who names a folder means that folder), else
+// <the executable's folder>/../models (an installed or built tree), else the
+// source tree's models/ (JIELONG_SOURCE_MODELS_DIR, defined by the build).
+// Empty, with `error` naming every place looked in, when none is found.
+inline std::string default_model_path(std::string& error) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (const char* m = std::getenv("JIELONG_MODEL"); m && *m) {
+    if (fs::is_regular_file(m, ec)) return m;
+    error = "$JIELONG_MODEL names " + std::string(m) + ", which is not a file";
+    return {};
+  }
+  std::vector<std::string> dirs;
+  if (const char* d = std::getenv("JIELONG_MODELS"); d && *d) {
+    dirs.emplace_back(d);
+  } else {
+    char exe[4096];
+    if (const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1); n > 0) {
+      exe[n] = '\0';
+      dirs.push_back((fs::path(exe).parent_path().parent_path() / "models").string());
+    }
+#ifdef JIELONG_SOURCE_MODELS_DIR
+    dirs.emplace_back(JIELONG_SOURCE_MODELS_DIR);
+#endif
+  }
+  // In a build inside the source tree the last two are one folder.
+  if (dirs.size() == 2 && fs::weakly_canonical(dirs[0], ec) == fs::weakly_canonical(dirs[1], ec)) dirs.pop_back();
+  std::string looked;
+  for (const std::string& d : dirs)
+    for (const char* name : {"jielong-chat.gguf", "jielong-base.gguf"}) {
+      const fs::path p = fs::path(d) / name;
+      if (fs::is_regular_file(p, ec)) return p.string();
+      looked += "\n  " + p.string();
+    }
+  error = std::string("no model given (-m MODEL) and no default model found; $JIELONG_MODEL is unset, ") +
+          (std::getenv("JIELONG_MODELS") ? "looked in $JIELONG_MODELS:" : "$JIELONG_MODELS is unset, looked for:") +
+          looked;
+  return {};
+}
+
+// For the commands whose -m is optional: an empty `model_path` becomes the
+// default model's; false (after a message naming the command) when there is none.
+inline bool model_or_default(const char* command, std::string& model_path) {
+  if (!model_path.empty()) return true;
+  std::string error;
+  model_path = default_model_path(error);
+  if (model_path.empty()) std::fprintf(stderr, "jielong %s: %s\n", command, error.c_str());
+  return !model_path.empty();
+}
 
 // -m MODEL [-z TOKENIZER] → model + tokenizer, or a message naming the command.
 inline bool load_or_report(const char* command, const std::string& model_path, const std::string& tokenizer_path,

@@ -4,10 +4,12 @@
 // end it prints the time the model took per frame (p50, p99, max) and how
 // often it went over budget.
 //
-//   npc MODEL.gguf [--tokenizer tokenizer.bin] [--budget-ms 2] [--tokens 48]
+//   npc [MODEL.gguf] [--tokenizer tokenizer.bin] [--budget-ms 2] [--tokens 48]
 //       [--threads 1] [--line "Where can I find the blacksmith?"]
 //
-// Any model works; one the project makes itself:
+// Without MODEL it uses the default model (jielong-chat.gguf in models/, or
+// $JIELONG_MODEL; see examples/jielong/common.hpp). Any model works; a
+// synthetic one times the loop at another size:
 //   jielong synth --embd 576 --ff 1536 --layers 30 --heads 9 --kv-heads 3
 //     --vocab-size 32000 --tied --type q4_0 -o /tmp/sm135-q4_0.gguf   (one line)
 //   npc /tmp/sm135-q4_0.gguf
@@ -21,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "../jielong/common.hpp"
 #include "jielong/run/load.hpp"
 #include "jielong/run/session.hpp"
 #include "jielong/text/detokenizer.hpp"
@@ -41,7 +44,7 @@ double percentile(std::vector<double> v, double p) {
 
 int usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s MODEL.gguf [--tokenizer tokenizer.bin] [--budget-ms 2] [--tokens 48] [--threads 1] "
+               "usage: %s [MODEL.gguf] [--tokenizer tokenizer.bin] [--budget-ms 2] [--tokens 48] [--threads 1] "
                "[--line TEXT]\n",
                argv0);
   return 1;
@@ -65,7 +68,15 @@ int main(int argc, char** argv) {
     else if (!a.empty() && a[0] != '-' && model_path.empty()) model_path = a;
     else return usage(argv[0]);
   }
-  if (model_path.empty() || !(budget_ms > 0) || n_tokens <= 0 || threads <= 0) return usage(argv[0]);
+  if (!(budget_ms > 0) || n_tokens <= 0 || threads <= 0) return usage(argv[0]);
+  if (model_path.empty()) {
+    std::string error;
+    model_path = cli::default_model_path(error);
+    if (model_path.empty()) {
+      std::fprintf(stderr, "npc: %s\n", error.c_str());
+      return 1;
+    }
+  }
 
   // Loading happens behind a loading screen, before the loop.
   auto lm = run::load(model_path, tokenizer_path);
@@ -106,7 +117,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "npc: the prompt and answer do not fit %zu positions\n", so.n_ctx);
     return 1;
   }
-  if (Status st = s.queue(*ids, static_cast<size_t>(n_tokens), tok.eos()); !st.is_ok()) {
+  // A chat model ends its turn with its end-of-turn token (<|im_end|>), others with EOS.
+  const int32_t stop = tok.eot() != text::kNoToken ? tok.eot() : tok.eos();
+  if (Status st = s.queue(*ids, static_cast<size_t>(n_tokens), stop); !st.is_ok()) {
     std::fprintf(stderr, "npc: %s\n", st.to_string().c_str());
     return 1;
   }
