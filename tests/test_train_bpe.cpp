@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "jielong/io/gguf_writer.hpp"
+#include "jielong/text/chat_template.hpp"
 #include "jielong/text/gguf_vocab.hpp"
 #include "jielong/train/bpe.hpp"
 #include "jielong/train/corpus.hpp"
@@ -196,6 +197,65 @@ TEST_CASE("BPE: deterministic, and the same ids after a GGUF round trip") {
     CHECK(*x == *y);
     CHECK(from_file->decode(*y, {.remove_special = true}) == d);
   }
+}
+
+TEST_CASE("BPE: special tokens after <|endoftext|> as control tokens, ChatML's template with <|im_start|>") {
+  auto t = BpeTrainer::create({.vocab_size = 270, .pre = "gpt-2", .specials = {"<|im_start|>", "<|im_end|>"}});
+  REQUIRE(t.ok());
+  for (int i = 0; i < 50; ++i) t->add_text("the user asked the model " + std::to_string(i) + " times");
+  auto v = t->train([](int32_t, int32_t) { return true; });
+  REQUIRE(v.ok());
+  // 267 byte and merge tokens (the text has more than 11 pairs to merge), then the three specials in order.
+  REQUIRE(v->tokens.size() == 270u);
+  CHECK(v->tokens[267] == "<|endoftext|>");
+  CHECK(v->tokens[268] == "<|im_start|>");
+  CHECK(v->tokens[269] == "<|im_end|>");
+  for (int id : {267, 268, 269}) CHECK(v->types[id] == text::TokenType::control);
+  CHECK(v->types[266] == text::TokenType::normal);
+  CHECK(v->bos_id == 267);
+  CHECK(v->eos_id == 267);
+  CHECK(v->eot_id == 269);  // a chat turn ends with <|im_end|>
+
+  test::TempDir dir;
+  const std::string path = write_vocab(dir, *v);
+  auto meta = io::GgufFile::open(path);
+  REQUIRE(meta.ok());
+  auto tmpl = meta->get_string("tokenizer.chat_template");
+  REQUIRE(tmpl.ok());
+  CHECK(text::detect_chat_template(*tmpl) == text::ChatTemplate::chatml);
+  // llama.cpp reads token_type 3 as a control token.
+  auto types = meta->get_array("tokenizer.ggml.token_type");
+  REQUIRE(types.ok());
+  CHECK(*types->i32(268) == 3);
+
+  auto tok = text::Tokenizer::from_gguf(path);
+  REQUIRE_MESSAGE(tok.ok(), tok.status().to_string());
+  CHECK(tok->is_eog(269));
+  CHECK(tok->is_eog(267));
+  const std::string turn = "<|im_start|>user\nthe model<|im_end|>\n";
+  auto ids = tok->encode(turn, {.add_bos = false, .parse_special = true});
+  REQUIRE(ids.ok());
+  REQUIRE(ids->size() >= 4);
+  CHECK(ids->front() == 268);
+  CHECK(std::count(ids->begin(), ids->end(), 269) == 1);
+  CHECK(tok->decode(*ids, {.render_special = true}) == turn);
+  // As plain text (parse_special off) the specials are spelt with bytes.
+  auto plain = tok->encode(turn, {.add_bos = false, .parse_special = false});
+  REQUIRE(plain.ok());
+  CHECK(std::count(plain->begin(), plain->end(), 268) == 0);
+
+  // Without <|im_start|> no template is written; bad lists are refused.
+  auto bare = BpeTrainer::create({.vocab_size = 300, .pre = "gpt-2", .specials = {"<tool>"}});
+  REQUIRE(bare.ok());
+  bare->add_text("a b c");
+  auto bv = bare->train([](int32_t, int32_t) { return true; });
+  REQUIRE(bv.ok());
+  CHECK(bv->chat_template.empty());
+  CHECK(bv->tokens.back() == "<tool>");
+  CHECK(bv->eot_id == bv->bos_id);
+  CHECK(BpeTrainer::create({.vocab_size = 257, .specials = {"<a>"}}).status().code() == Code::invalid_argument);
+  CHECK(BpeTrainer::create({.vocab_size = 300, .specials = {"<a>", "<a>"}}).status().code() == Code::invalid_argument);
+  CHECK(BpeTrainer::create({.vocab_size = 300, .specials = {"<|endoftext|>"}}).status().code() == Code::invalid_argument);
 }
 
 namespace {

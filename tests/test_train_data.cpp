@@ -17,6 +17,7 @@
 #include "jielong/train/clean.hpp"
 #include "jielong/train/corpus.hpp"
 #include "jielong/train/shards.hpp"
+#include "jielong/text/chat_template.hpp"
 #include "jielong/text/gguf_vocab.hpp"
 #include "support/cli.hpp"
 #include "support/shared.hpp"
@@ -469,6 +470,22 @@ TEST_CASE("jielong train-tokenizer and prepare-data: the shards decode to the li
   CHECK(report.find("fortunes") != std::string::npos);
   CHECK(report.find("prose") != std::string::npos);
   CHECK(report.find("again") == std::string::npos);
+
+  // --special adds control tokens after <|endoftext|>; <|im_start|> brings ChatML's template.
+  const std::string chat_tok = dir.file("chat.gguf");
+  REQUIRE(run_jielong("train-tokenizer --vocab-size 300 --special '<|im_start|>' --special '<|im_end|>' -o " + chat_tok +
+                      " " + in)
+              .code == 0);
+  auto chat = text::Tokenizer::from_gguf(chat_tok);
+  REQUIRE(chat.ok());
+  REQUIRE(chat->n_tokens() == 300);
+  CHECK(chat->vocab().tokens[298] == "<|im_start|>");
+  CHECK(chat->is_control(299));
+  CHECK(text::detect_chat_template(chat->vocab().chat_template) == text::ChatTemplate::chatml);
+  CHECK(run_jielong("train-tokenizer --vocab-size 300 --special '<|im_end|>' --special '<|im_end|>' -o " + chat_tok +
+                        " " + in,
+                    true)
+            .code == 1);
 
   const test::Run missing = run_jielong("prepare-data -m " + dir.file("absent.gguf") + " -o " + out + " " + in, true);
   CHECK(missing.code == 1);

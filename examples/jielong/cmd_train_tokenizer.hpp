@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "args.hpp"
 #include "corpus_input.hpp"
@@ -17,13 +18,17 @@
 namespace jielong::cli {
 
 inline int cmd_train_tokenizer(Args& args) {
-  std::string out;
+  std::string out, chat_template;
+  std::vector<std::string> specials;
   int64_t vocab_size = 4096, min_pair_count = 2;
   CorpusFlags corpus_flags;
   Flags flags("train-tokenizer", "-o TOKENIZER.gguf [--vocab-size V] [options] FILE|DIR...",
               "Learn a byte-level BPE vocabulary (GPT-2 pre-tokenizer) from the training split of a corpus.");
   flags.add_string("-o,--out", &out, "vocabulary-only GGUF to write");
-  flags.add_int("--vocab-size", &vocab_size, "tokens: 256 bytes, the merges and <|endoftext|>", 257, 1 << 20);
+  flags.add_int("--vocab-size", &vocab_size, "tokens: 256 bytes, the merges, <|endoftext|> and the --special ones", 257, 1 << 20);
+  flags.add_strings("--special", &specials, "a control token after <|endoftext|> (repeatable, in order)");
+  flags.add_string("--chat-template", &chat_template,
+                   "tokenizer.chat_template: chatml or Jinja source (default: chatml when <|im_start|> is a --special)");
   flags.add_int("--min-pair-count", &min_pair_count, "stop early when the best pair occurs fewer times", 1);
   corpus_flags.add_to(flags);
   if (auto rc = flags.parse(args)) return *rc;
@@ -31,13 +36,16 @@ inline int cmd_train_tokenizer(Args& args) {
     std::fprintf(stderr, "jielong train-tokenizer: give the output file with -o\n");
     return 1;
   }
+  if (chat_template == "chatml") chat_template = std::string(train::kChatMlTemplate);
   InterruptScope interrupt;
   auto corpus = corpus_flags.build("train-tokenizer", interrupt);
   if (!corpus) return 1;
 
   auto trainer = train::BpeTrainer::create({.vocab_size = static_cast<int32_t>(vocab_size),
                                             .pre = "gpt-2",
-                                            .min_pair_count = static_cast<uint64_t>(min_pair_count)});
+                                            .min_pair_count = static_cast<uint64_t>(min_pair_count),
+                                            .specials = specials,
+                                            .chat_template = chat_template});
   if (!trainer.ok()) {
     std::fprintf(stderr, "jielong train-tokenizer: %s\n", trainer.status().to_string().c_str());
     return 1;

@@ -8,9 +8,16 @@
 // The vocabulary it makes: ids 0-255 are the bytes (spelled with GPT-2's
 // byte-to-code-point table), then one token per merge in merge order, then
 // "<|endoftext|>" (a control token, BOS and EOS both, added in front of
-// every encoded text as documents begin in training). A merge whose result
-// spells an existing token adds a rank but no token, as Hugging Face's
-// trainer does.
+// every encoded text as documents begin in training), then the extra
+// special tokens asked for (e.g. ChatML's "<|im_start|>" and "<|im_end|>"),
+// control tokens too, so a chat model fine-tuned later shares the base
+// model's vocabulary. A merge whose result spells an existing token adds a
+// rank but no token, as Hugging Face's trainer does.
+//
+// With "<|im_start|>" among the specials the vocabulary carries ChatML's
+// Jinja template (tokenizer.chat_template), which llama.cpp and
+// text/chat_template.hpp both recognise, and "<|im_end|>" is its
+// end-of-turn token.
 //
 // Speed: pair counts are kept up to date incrementally. Each pair remembers
 // the words it occurs in; a merge rewrites only those words, taking their
@@ -38,18 +45,34 @@ namespace jielong::train {
 
 inline constexpr std::string_view kEndOfText = "<|endoftext|>";
 
+// ChatML as Qwen's GGUFs spell it; llama.cpp detects it by "<|im_start|>".
+inline constexpr std::string_view kChatMlTemplate =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
+    "'\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
 struct BpeOptions {
   int32_t vocab_size = 4096;      // 256 bytes + merges + <|endoftext|>; at least 257
   std::string pre = "gpt-2";      // tokenizer.ggml.pre: the pre-tokenizer that cuts words
   uint64_t min_pair_count = 2;    // stop early when the best pair occurs fewer times
+  std::vector<std::string> specials = {};  // control tokens after <|endoftext|>, in this order
+  std::string chat_template = {};  // tokenizer.chat_template; empty: ChatML's when "<|im_start|>" is a special
 };
 
 class BpeTrainer {
  public:
   static Result<BpeTrainer> create(const BpeOptions& opts) {
-    if (opts.vocab_size < 257)
+    const int32_t floor = 257 + static_cast<int32_t>(opts.specials.size());
+    if (opts.vocab_size < floor)
       return make_error(Code::invalid_argument, "BPE vocabulary size " + std::to_string(opts.vocab_size) +
-                                                    " is below 257 (256 bytes and <|endoftext|>)");
+                                                    " is below " + std::to_string(floor) +
+                                                    " (256 bytes, <|endoftext|> and the special tokens)");
+    for (size_t i = 0; i < opts.specials.size(); ++i) {
+      const std::string& sp = opts.specials[i];
+      if (sp.empty() || sp == kEndOfText)
+        return make_error(Code::invalid_argument, "special token '" + sp + "' is empty or <|endoftext|> (always present)");
+      for (size_t j = 0; j < i; ++j)
+        if (opts.specials[j] == sp) return make_error(Code::invalid_argument, "special token '" + sp + "' given twice");
+    }
     const text::PreTokenizerPreset* preset = text::find_pretokenizer_preset(opts.pre);
     if (!preset) return make_error(Code::unsupported, "unknown BPE pre-tokenizer '" + opts.pre + "'");
     auto pt = text::PreTokenizer::create(preset->regexes);
@@ -72,7 +95,8 @@ class BpeTrainer {
   // and then; returning false stops with Code::cancelled.
   Result<text::Vocab> train(FunctionRef<bool(int32_t, int32_t)> progress) {
     init_words();
-    const int32_t wanted = opts_.vocab_size - 1;  // tokens before <|endoftext|>
+    // tokens before <|endoftext|> and the specials
+    const int32_t wanted = opts_.vocab_size - 1 - static_cast<int32_t>(opts_.specials.size());
     int32_t merges_done = 0;
     while (static_cast<int32_t>(token_bytes_.size()) < wanted && !heap_.empty()) {
       const HeapEntry top = heap_.top();
@@ -222,6 +246,16 @@ class BpeTrainer {
     v.tokens.emplace_back(kEndOfText);
     v.types.push_back(text::TokenType::control);
     v.bos_id = v.eos_id = v.eot_id = eot;
+    bool chatml = false;
+    for (const std::string& sp : opts_.specials) {
+      if (sp == "<|im_end|>") v.eot_id = static_cast<int32_t>(v.tokens.size());
+      chatml = chatml || sp == "<|im_start|>";
+      v.tokens.push_back(sp);
+      v.types.push_back(text::TokenType::control);
+    }
+    v.chat_template = !opts_.chat_template.empty() ? opts_.chat_template
+                      : chatml                     ? std::string(kChatMlTemplate)
+                                                   : std::string();
     v.add_bos = true;
     v.add_eos = false;
     return v;
