@@ -72,6 +72,7 @@ train::TrainConfig small_config(size_t steps) {
   c.seed = 7;
   c.optimizer.lr = 3e-3f;
   c.optimizer.warmup_steps = 3;
+  c.eval_every = 4;
   return c;
 }
 
@@ -126,6 +127,7 @@ TEST_CASE("resume from a state file equals the uninterrupted run: every loss bit
   REQUIRE_MESSAGE(second.ok(), second.status().to_string());
   CHECK(second->step_index() == stop_at);
   CHECK(second->config().accumulation == 2);
+  CHECK(second->config().eval_every == 4);
   CHECK(second->shape().n_embd == kShape.n_embd);
   for (size_t s = stop_at; s < total; ++s) {
     auto st = second->step(pool);
@@ -182,9 +184,24 @@ TEST_CASE("hostile and damaged state files are refused with a reason") {
   }
   SUBCASE("newer version") {
     auto b = bytes;
-    b[8] = 2;
-    refused(b, "version 2");
+    b[8] = 3;
+    refused(b, "version 3");
   }
+  SUBCASE("other training data") {
+    const auto other = make_shard(dir / "other.bin", random_cycle(101, 48, 9), 1000, 48);
+    auto r = train::Trainer::resume(good.string(), other, nullptr);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().message().find("training data differs") != std::string::npos);
+  }
+  SUBCASE("answer masks for a plain run") {
+    std::vector<int32_t> ones(1000, 1);
+    auto mask = train::TokenShard::from_tokens(ones, 2);
+    REQUIRE(mask.ok());
+    auto r = train::Trainer::resume(good.string(), train_shard, nullptr, 0, {&*mask, nullptr});
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().message().find("plain language modelling") != std::string::npos);
+  }
+
   SUBCASE("one weight bit flipped") {
     auto b = bytes;
     b[train::Trainer::kStateHeaderBytes + 100] ^= 0x10;
@@ -202,6 +219,21 @@ TEST_CASE("hostile and damaged state files are refused with a reason") {
   SUBCASE("an absurd batch") { refused(sealed_field(8, uint64_t{1} << 40), "too large"); }
   SUBCASE("zero heads") { refused(sealed_field(3, 0), "heads"); }
   SUBCASE("a step past the end of the run") { refused(sealed_field(16, 99), "past the run"); }
+  SUBCASE("a version 1 file (before the interval, masks and data checksum) still loads") {
+    auto b = bytes;
+    b[8] = 1;
+    const size_t v1_fields_end = 16 + 8 * train::Trainer::kStateFieldsV1;
+    b.erase(b.begin() + static_cast<std::ptrdiff_t>(v1_fields_end),
+            b.begin() + static_cast<std::ptrdiff_t>(v1_fields_end + 8 * 3));
+    reseal(b);
+    write_bytes(bad, b);
+    auto r = train::Trainer::resume(bad.string(), train_shard, nullptr);
+    REQUIRE_MESSAGE(r.ok(), r.status().to_string());
+    CHECK(r->config().eval_every == 100);
+    CHECK(r->step_index() == 1);
+    CHECK(std::memcmp(r->model().params(), t->model().params(), t->layout().size() * sizeof(float)) == 0);
+  }
+  SUBCASE("an evaluation interval of zero") { refused(sealed_field(18, 0), "evaluation interval"); }
   fs::remove_all(dir);
 }
 
@@ -426,17 +458,19 @@ TEST_CASE("jielong train end to end: dry run, training, CSV, SVG, checkpoint and
     // The steps climb from left to right.
     for (size_t i = 1; i < train_pts.size(); ++i) CHECK(train_pts[i].first > train_pts[i - 1].first);
 
-    // Resume with a later end: the log keeps its 12 rows and grows to 16.
+    // Resume with a later end: the log keeps its 12 rows and grows to 20,
+    // validating every 4 steps as the saved run did (no --eval-every given;
+    // the default of 100 would validate at step 20 only).
     const test::Run more = run_jielong("train --data " + data + " -m " + tok + " -o " + out + " --resume " + out +
-                                           ".state --steps 16 --eval-every 4 -t 1 --log " + log,
+                                           ".state --steps 20 -t 1 --log " + log,
                                        true);
     INFO(more.out);
     REQUIRE(more.code == 0);
     size_t lines = 0;
     std::istringstream again(slurp_text(log));
     while (std::getline(again, line)) ++lines;
-    CHECK(lines == 1 + 16);
-    CHECK(polyline_points(slurp_text(dir.file("m.svg")), "validation").size() == 4);
+    CHECK(lines == 1 + 20);
+    CHECK(polyline_points(slurp_text(dir.file("m.svg")), "validation").size() == 5);
   }
   SUBCASE("bad input names what is wrong") {
     const test::Run no_tok = run_jielong("train --data " + data + " -o " + out, true);

@@ -116,7 +116,7 @@ inline int cmd_train(Args& args) {
   std::vector<std::string> data;
   std::string tokenizer_path, out, resume, log_path, q8_path;
   int64_t vocab = 0, embd = 64, layers = 5, heads = 8, kv_heads = 4, ff = 172, ctx = 256;
-  int64_t batch = 8, accumulation = 1, steps = 0, warmup = 100, seed = 0, threads = 0, eval_every = 100,
+  int64_t batch = 8, accumulation = 1, steps = 0, warmup = 100, seed = 0, threads = 0, eval_every = 0,
           eval_batches = 8;
   double lr = 1e-3, weight_decay = 0.1, clip = 1.0;
   bool dry_run = false, untied = false;
@@ -144,7 +144,8 @@ inline int cmd_train(Args& args) {
   flags.add_int("-s,--seed", &seed, "initial weights and the order of training windows", 0);
   flags.add_int("-t,--threads", &threads, "threads (0: one per core)", 0, 1024);
   flags.add_string("--resume", &resume, "continue the run saved in this state file (its shape and settings)");
-  flags.add_int("--eval-every", &eval_every, "validate and checkpoint every N steps", 1, INT64_MAX);
+  flags.add_int("--eval-every", &eval_every, "validate and checkpoint every N steps (default 100; resuming: the saved run's)",
+                1, INT64_MAX);
   flags.add_int("--eval-batches", &eval_batches, "validation batches per evaluation", 1, 1 << 20);
   flags.add_string("--log", &log_path, "CSV of step,loss,val_loss,lr,tokens_per_s; the loss curve as an SVG beside it");
   flags.add_string("--q8", &q8_path, "also write the final model with Q8_0 weights here (for shipping)");
@@ -200,6 +201,7 @@ inline int cmd_train(Args& args) {
     c.steps = steps ? static_cast<size_t>(steps) : 1000;
     c.eval_batches = static_cast<size_t>(eval_batches);
     c.seed = static_cast<uint64_t>(seed);
+    c.eval_every = eval_every ? static_cast<size_t>(eval_every) : 100;
     c.optimizer.lr = static_cast<float>(lr);
     c.optimizer.warmup_steps = static_cast<size_t>(warmup);
     c.optimizer.weight_decay = static_cast<float>(weight_decay);
@@ -209,6 +211,7 @@ inline int cmd_train(Args& args) {
     trainer = std::move(*t);
   }
   train::Trainer& t = *trainer;
+  if (eval_every) t.set_eval_every(static_cast<size_t>(eval_every));
   train_cmd::print_memory(t);
   if (dry_run) return 0;
   std::fprintf(stderr, "data: %" PRIu64 " training tokens, %" PRIu64 " validation tokens; unigram entropy %.3f nats/token\n",
@@ -272,7 +275,7 @@ inline int cmd_train(Args& args) {
     ++steps_timed;
     LossRow row{st->step, st->loss, std::nan(""), st->lr,
                 seconds > 0 ? static_cast<double>(t.tokens_per_step()) / seconds : 0.0};
-    const bool eval = st->step % static_cast<size_t>(eval_every) == 0 || st->step == total;
+    const bool eval = st->step % t.config().eval_every == 0 || st->step == total;
     if (eval) row.val_loss = val_loss = t.validate(pool);
     rows.push_back(row);
     if (log) {

@@ -166,6 +166,32 @@ class TokenShard {
     return s;
   }
 
+  // A shard held in memory, as ShardWriter would have written `tokens`
+  // (`documents` of them, each with `separator` in front when it is one):
+  // for data prepared on the fly (raw text, instruction examples) rather than
+  // by prepare-data.
+  static Result<TokenShard> from_tokens(std::span<const int32_t> tokens, uint32_t vocab_size,
+                                        uint32_t separator = kNoSeparator, uint64_t documents = 1) {
+    if (vocab_size == 0) return make_error(Code::invalid_argument, "token shard: vocabulary size must be above 0");
+    TokenShard s;
+    s.header_.vocab_size = vocab_size;
+    s.header_.separator = separator;
+    s.header_.token_bytes = vocab_size <= 65536 ? 2 : 4;
+    s.header_.n_tokens = tokens.size();
+    s.header_.n_documents = documents;
+    s.owned_.resize(tokens.size() * s.header_.token_bytes);  // [n_tokens][token_bytes]
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (tokens[i] < 0 || static_cast<uint32_t>(tokens[i]) >= vocab_size)
+        return make_error(Code::invalid_argument, "token shard: token " + std::to_string(tokens[i]) +
+                                                      " is outside the vocabulary of " + std::to_string(vocab_size));
+      const uint32_t v = static_cast<uint32_t>(tokens[i]);
+      std::memcpy(s.owned_.data() + i * s.header_.token_bytes, &v, s.header_.token_bytes);  // little-endian hosts
+    }
+    s.header_.data_checksum = fnv1a(s.owned_.data(), s.owned_.size());
+    s.data_ = s.owned_.data();
+    return s;
+  }
+
   const ShardHeader& header() const noexcept { return header_; }
   uint64_t size() const noexcept { return header_.n_tokens; }
   uint32_t token(uint64_t i) const noexcept {
@@ -217,6 +243,7 @@ class TokenShard {
   }
 
   MappedFile file_;
+  std::vector<unsigned char> owned_;  // the tokens of a shard made in memory (a moved vector keeps its buffer)
   ShardHeader header_;
   const unsigned char* data_ = nullptr;
 };
@@ -230,9 +257,15 @@ class TokenShard {
 // sequential: the windows [0, T+1), [T, 2T+1), ... in order, wrapping
 //             around (for validation, which should see every token once).
 //
+// With a mask shard beside the tokens (instruction tuning: 1 where a token is
+// part of an answer, 0 elsewhere, one entry per token) the shard is a list of
+// packed rows of T + 1 tokens: a window is a whole row (random: row
+// Rng::draw(seed, k * B + b) mod rows; sequential: the rows in order) and
+// next() also hands out the mask of each target.
+//
 // Either way a batch is a function of (seed, batch index) alone: the state
-// to save for an exact resume is that index. The shard must outlive the
-// loader and stay where it is.
+// to save for an exact resume is that index. The shards must outlive the
+// loader and stay where they are.
 class BatchLoader {
  public:
   enum class Order { random, sequential };
@@ -243,15 +276,21 @@ class BatchLoader {
   };
 
   static Result<BatchLoader> create(const TokenShard& shard, int32_t batch_size, int32_t seq_len, uint64_t seed,
-                                    Order order = Order::random) {
+                                    Order order = Order::random, const TokenShard* mask = nullptr) {
     if (batch_size <= 0 || seq_len <= 0)
       return make_error(Code::invalid_argument, "batch loader: batch size and sequence length must be positive (got " +
                                                     std::to_string(batch_size) + " x " + std::to_string(seq_len) + ")");
     if (shard.size() < static_cast<uint64_t>(seq_len) + 1)
       return make_error(Code::invalid_argument, "batch loader: the shard holds " + std::to_string(shard.size()) +
                                                     " tokens, a window needs " + std::to_string(seq_len + 1));
+    if (mask && (mask->size() != shard.size() || shard.size() % (static_cast<uint64_t>(seq_len) + 1) != 0))
+      return make_error(Code::invalid_argument,
+                        "batch loader: a masked shard must hold whole rows of " + std::to_string(seq_len + 1) +
+                            " tokens and one mask entry per token (got " + std::to_string(shard.size()) + " tokens, " +
+                            std::to_string(mask->size()) + " mask entries)");
     BatchLoader l;
     l.shard_ = &shard;
+    l.mask_ = mask;
     l.B_ = batch_size, l.T_ = seq_len, l.order_ = order;
     l.state_.seed = seed;
     return l;
@@ -259,30 +298,43 @@ class BatchLoader {
 
   int32_t batch_size() const noexcept { return B_; }
   int32_t seq_len() const noexcept { return T_; }
+  bool masked() const noexcept { return mask_ != nullptr; }
   State state() const noexcept { return state_; }
   void set_state(State s) noexcept { state_ = s; }
 
-  // Windows of one batch in sequential order before wrapping around.
-  uint64_t windows() const noexcept { return (shard_->size() - 1) / static_cast<uint64_t>(T_); }
+  // Windows of one batch in sequential order before wrapping around (the
+  // packed rows of a masked shard).
+  uint64_t windows() const noexcept {
+    return mask_ ? shard_->size() / (static_cast<uint64_t>(T_) + 1) : (shard_->size() - 1) / static_cast<uint64_t>(T_);
+  }
 
   // Start of row b of batch k.
   uint64_t window_start(uint64_t k, int32_t b) const noexcept {
     const uint64_t index = k * static_cast<uint64_t>(B_) + static_cast<uint64_t>(b);
+    if (mask_) {
+      const uint64_t row = order_ == Order::sequential ? index % windows() : sample::Rng::draw(state_.seed, index) % windows();
+      return row * (static_cast<uint64_t>(T_) + 1);
+    }
     if (order_ == Order::sequential) return index % windows() * static_cast<uint64_t>(T_);
     return sample::Rng::draw(state_.seed, index) % (shard_->size() - static_cast<uint64_t>(T_));
   }
 
-  // inputs, targets: (B, T) row-major. The next batch.
-  Status next(std::span<int32_t> inputs, std::span<int32_t> targets) {
+  // inputs, targets (and mask, for a masked shard): (B, T) row-major. The
+  // next batch; mask[b][t] is 1 where targets[b][t] is to be learnt.
+  Status next(std::span<int32_t> inputs, std::span<int32_t> targets, std::span<uint8_t> mask = {}) {
     const size_t need = static_cast<size_t>(B_) * static_cast<size_t>(T_);
-    if (inputs.size() != need || targets.size() != need)
-      return make_error(Code::invalid_argument, "batch loader: inputs and targets must hold B*T = " + std::to_string(need) +
-                                                    " tokens (got " + std::to_string(inputs.size()) + " and " +
-                                                    std::to_string(targets.size()) + ")");
+    if (inputs.size() != need || targets.size() != need || (mask_ && mask.size() != need))
+      return make_error(Code::invalid_argument, "batch loader: inputs, targets (and the mask of a masked shard) must hold "
+                                                "B*T = " + std::to_string(need) + " tokens (got " +
+                                                    std::to_string(inputs.size()) + ", " + std::to_string(targets.size()) +
+                                                    " and " + std::to_string(mask.size()) + ")");
     for (int32_t b = 0; b < B_; ++b) {
       const uint64_t s = window_start(state_.batch, b);
-      shard_->read(s, inputs.subspan(static_cast<size_t>(b) * T_, T_));
-      shard_->read(s + 1, targets.subspan(static_cast<size_t>(b) * T_, T_));
+      const size_t row = static_cast<size_t>(b) * T_;
+      shard_->read(s, inputs.subspan(row, T_));
+      shard_->read(s + 1, targets.subspan(row, T_));
+      if (mask_)
+        for (int32_t t = 0; t < T_; ++t) mask[row + t] = mask_->token(s + 1 + static_cast<uint64_t>(t)) != 0;
     }
     ++state_.batch;
     return Status::ok();
@@ -290,6 +342,7 @@ class BatchLoader {
 
  private:
   const TokenShard* shard_ = nullptr;
+  const TokenShard* mask_ = nullptr;
   int32_t B_ = 0, T_ = 0;
   Order order_ = Order::random;
   State state_;
