@@ -20,8 +20,9 @@ namespace k = jielong::kernels;
 
 namespace {
 
-// Awkward sizes: 1, below and above the register tile (12 rows × 32 columns
-// at 16 lanes), one more than the row tile, and above the depth step (256).
+// Awkward sizes: 1, below and above the register tile (6 or 12 rows × 16
+// or 32 columns), one more than the row tile (120), above the column tile
+// (256) and the depth step (256).
 constexpr size_t kDims[] = {1, 3, 11, 13, 33, 65, 121, 300};
 
 struct Problem {

@@ -64,51 +64,70 @@ namespace gemm_detail {
 namespace hn = hwy::HWY_NAMESPACE;
 
 constexpr size_t kLanes = HWY_LANES(float);
-constexpr size_t kMR = 12;             // rows of C held in registers: 12 × 2 vectors = 24 accumulators
+// Rows of C held in registers, two vectors a row, sized to the register
+// file: the micro-kernel needs 2·kMR accumulators, two vectors of B and one
+// broadcast of A. x86 below AVX-512 has 16 vector registers: 6 rows (12 + 3,
+// BLIS's haswell sgemm tile, 6 × 16); AVX-512 and the 32-register targets
+// take 12 rows (24 + 3). A tile that does not fit spills accumulators to the
+// stack on every step of k.
+#if HWY_ARCH_X86 && HWY_TARGET > HWY_AVX3
+constexpr size_t kMR = 6;
+#else
+constexpr size_t kMR = 12;
+#endif
 constexpr size_t kNR = 2 * kLanes;     // columns of C held in registers
-constexpr size_t kKC = 256;            // depth of one packed step: an A panel (12 KiB) stays in L1
-constexpr size_t kMC = 10 * kMR;       // rows of a tile: its packed A (120 KiB) stays in L2
-constexpr size_t kNC = 8 * kNR;        // columns of a tile: its packed B (256 KiB at 16 lanes) stays in L2
+constexpr size_t kKC = 256;            // depth of one packed step: an A panel (6-12 KiB) stays in L1
+constexpr size_t kMC = 120;            // rows of a tile (a multiple of kMR): its packed A (120 KiB) stays in L2
+constexpr size_t kNC = 256;            // columns of a tile (a multiple of kNR): its packed B (256 KiB) stays in L2
 constexpr size_t kPackFloats = kMC * kKC + kKC * kNC;
+
+// Panels of W lanes from a stored matrix x: lane l0 + l, depth p0 + p is
+// x[(p0 + p)·ld + l0 + l] when lanes are contiguous in memory, else
+// x[(l0 + l)·ld + p0 + p]; dst[panel][p][w] for l < n_lanes, p < kc, lanes
+// past n_lanes zero. These copies are a large share of a product's time
+// outside the micro-kernel, so each reads memory in its own order: a stored
+// row at a time across every panel when lanes are contiguous (one
+// sequential stream), W rows in step when they are not; full panels copy a
+// fixed W per step (vector moves).
+template <size_t W>
+inline void pack_panels(bool lanes_contiguous, const float* x, size_t ld, size_t l0, size_t p0, size_t n_lanes,
+                        size_t kc, float* HWY_RESTRICT dst) noexcept {
+  const size_t full = n_lanes / W * W, tail = n_lanes - full;
+  if (lanes_contiguous) {
+    for (size_t p = 0; p < kc; ++p) {
+      const float* src = x + (p0 + p) * ld + l0;
+      for (size_t l = 0; l < full; l += W)
+        for (size_t e = 0; e < W; ++e) dst[l * kc + p * W + e] = src[l + e];
+      for (size_t e = 0; tail && e < W; ++e) dst[full * kc + p * W + e] = e < tail ? src[full + e] : 0.0f;
+    }
+    return;
+  }
+  for (size_t l = 0; l < n_lanes; l += W) {
+    const size_t w = std::min(W, n_lanes - l);
+    const float* src = x + (l0 + l) * ld + p0;
+    float* HWY_RESTRICT panel = dst + l * kc;
+    if (w == W) {
+      for (size_t p = 0; p < kc; ++p)
+        for (size_t e = 0; e < W; ++e) panel[p * W + e] = src[e * ld + p];
+    } else {
+      for (size_t p = 0; p < kc; ++p)
+        for (size_t e = 0; e < W; ++e) panel[p * W + e] = e < w ? src[e * ld + p] : 0.0f;
+    }
+  }
+}
 
 // op(A)[i0 + i][p0 + p] for i < mc, p < kc into panels of kMR rows:
 // dst[panel][p][r], rows past mc zero.
 inline void pack_a(Trans ta, const float* a, size_t lda, size_t i0, size_t p0, size_t mc, size_t kc,
                    float* dst) noexcept {
-  for (size_t i = 0; i < mc; i += kMR) {
-    const size_t rows = std::min(kMR, mc - i);
-    float* panel = dst + i * kc;
-    if (ta == Trans::no) {
-      for (size_t r = 0; r < rows; ++r) {
-        const float* src = a + (i0 + i + r) * lda + p0;
-        for (size_t p = 0; p < kc; ++p) panel[p * kMR + r] = src[p];
-      }
-    } else {  // a row of the stored matrix is a column of op(A): contiguous runs of r
-      for (size_t p = 0; p < kc; ++p) std::memcpy(panel + p * kMR, a + (p0 + p) * lda + i0 + i, rows * sizeof(float));
-    }
-    if (rows < kMR)
-      for (size_t p = 0; p < kc; ++p) std::fill(panel + p * kMR + rows, panel + (p + 1) * kMR, 0.0f);
-  }
+  pack_panels<kMR>(ta == Trans::yes, a, lda, i0, p0, mc, kc, dst);
 }
 
 // op(B)[p0 + p][j0 + j] for p < kc, j < nc into panels of kNR columns:
 // dst[panel][p][c], columns past nc zero.
 inline void pack_b(Trans tb, const float* b, size_t ldb, size_t p0, size_t j0, size_t kc, size_t nc,
                    float* dst) noexcept {
-  for (size_t j = 0; j < nc; j += kNR) {
-    const size_t cols = std::min(kNR, nc - j);
-    float* panel = dst + j * kc;
-    if (tb == Trans::no) {
-      for (size_t p = 0; p < kc; ++p) std::memcpy(panel + p * kNR, b + (p0 + p) * ldb + j0 + j, cols * sizeof(float));
-    } else {
-      for (size_t c = 0; c < cols; ++c) {
-        const float* src = b + (j0 + j + c) * ldb + p0;
-        for (size_t p = 0; p < kc; ++p) panel[p * kNR + c] = src[p];
-      }
-    }
-    if (cols < kNR)
-      for (size_t p = 0; p < kc; ++p) std::fill(panel + p * kNR + cols, panel + (p + 1) * kNR, 0.0f);
-  }
+  pack_panels<kNR>(tb == Trans::no, b, ldb, j0, p0, nc, kc, dst);
 }
 
 // C[mr][nr] (+)= the accumulators of one kMR × kNR block (two vectors a
