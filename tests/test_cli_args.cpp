@@ -13,11 +13,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "jielong/model/synth.hpp"
+#include "support/cli.hpp"
 #include "support/skip.hpp"
 
 #ifdef JIELONG_CLI_PATH
@@ -29,12 +29,7 @@ std::string temp_path(const std::string& name) {
   return std::string(dir && *dir ? dir : "/tmp") + "/jielong-cli-args-" + std::to_string(getpid()) + "-" + name;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+using jielong::test::read_file;
 
 struct Outcome {
   bool exited = false;   // false: killed by a signal (or by the time limit)
@@ -74,8 +69,8 @@ Outcome finish_cli(pid_t pid, const std::string& out_path, const std::string& er
   Outcome r;
   r.exited = WIFEXITED(status);
   r.code = r.exited ? WEXITSTATUS(status) : WTERMSIG(status);
-  r.out = slurp(out_path);
-  r.err = slurp(err_path);
+  r.out = read_file(out_path);
+  r.err = read_file(err_path);
   std::filesystem::remove(out_path);
   std::filesystem::remove(err_path);
   return r;
@@ -177,7 +172,7 @@ TEST_CASE("jielong: invalid UTF-8 and empty prompts are text, not errors") {
 
 TEST_CASE("jielong info/tokenize/generate on damaged files: exit 1..125 with a message") {
   const std::string m = tiny_model();
-  std::string good = slurp(m);
+  std::string good = read_file(m);
   REQUIRE(good.size() > 4096);
   const std::string path = temp_path("damaged.gguf");
   size_t runs = 0;
@@ -245,7 +240,7 @@ TEST_CASE("jielong generate: a model truncated while mapped ends with a message 
   bool mapped = false;
   const std::string maps = "/proc/" + std::to_string(pid) + "/maps";
   for (int i = 0; i < 20000 && !mapped; ++i) {
-    mapped = slurp(maps).find(model) != std::string::npos;
+    mapped = read_file(maps).find(model) != std::string::npos;
     if (!mapped) usleep(500);
   }
   CHECK(mapped);

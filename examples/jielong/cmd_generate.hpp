@@ -13,8 +13,8 @@ namespace jielong::cli {
 
 inline int cmd_generate(Args& args) {
   std::string model_path, tokenizer_path, prompt;
-  int64_t n_predict = 128, top_k = 40, seed = 0, threads = 1, ctx = 0;
-  double temp = 0.8, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
+  int64_t n_predict = 128, threads = 1, ctx = 0;
+  SamplingFlags sampling;
   bool chat = false;
   run::LoadOptions lo;
   std::vector<std::string> stops;
@@ -24,13 +24,7 @@ inline int cmd_generate(Args& args) {
   flags.add_string("-z,--tokenizer", &tokenizer_path, "llama2.c tokenizer.bin (for a .bin checkpoint)");
   flags.add_string("-p,--prompt", &prompt, "text to continue");
   flags.add_int("-n,--n-predict", &n_predict, "tokens to generate (default 128)", 0, 1 << 24);
-  flags.add_float("--temp", &temp, "temperature; 0 is greedy (default 0.8)", 0.0, 100.0);
-  flags.add_int("--top-k", &top_k, "top-k, 0 = off (default 40)", 0, 1 << 30);
-  flags.add_float("--top-p", &top_p, "top-p, 1 = off (default 0.95)", 1e-6, 1.0);
-  flags.add_float("--min-p", &min_p, "min-p, 0 = off (default 0.05)", 0.0, 1.0);
-  flags.add_float("--repeat-penalty", &repeat_penalty, "repetition penalty over the last 64 tokens (default 1 = off)",
-                  1e-3, 100.0);
-  flags.add_int("-s,--seed", &seed, "sampling seed (default 0)", 0, INT64_MAX);
+  sampling.add_to(flags);
   flags.add_int("-t,--threads", &threads, "threads (default 1)", 1, 1024);
   flags.add_int("-c,--ctx", &ctx, "context size (default: the model's)", 0, 1 << 24);
   flags.add_switch("--chat", &chat, "wrap the prompt in the model's chat template");
@@ -59,12 +53,7 @@ inline int cmd_generate(Args& args) {
   so.n_ctx = static_cast<size_t>(ctx);
   so.n_threads = static_cast<size_t>(threads);
   so.kv_type = model::KvType::f32;
-  so.sampling.temperature = static_cast<float>(temp);
-  so.sampling.top_k = static_cast<int32_t>(top_k);
-  so.sampling.top_p = static_cast<float>(top_p);
-  so.sampling.min_p = static_cast<float>(min_p);
-  so.sampling.repeat_penalty = static_cast<float>(repeat_penalty);
-  so.sampling.seed = static_cast<uint64_t>(seed);
+  so.sampling = sampling.params();
   auto session = run::Session::create(lm.model, so);
   if (!session.ok()) {
     std::fprintf(stderr, "jielong generate: %s\n", session.status().to_string().c_str());

@@ -15,10 +15,10 @@ namespace jielong::cli {
 inline int cmd_synth(Args& args) {
   Flags flags("synth",
               "--arch llama|qwen2 --embd E --ff F --layers L --heads H --kv-heads K (--vocab-size V | --vocab "
-              "VOCAB.gguf) [--ctx C] [--type T] [--seed S] [--tied] -o OUT.gguf",
+              "VOCAB.gguf) [--ctx C] [--type T] [--seed S] [--tied] [--chat-template chatml] -o OUT.gguf",
               "Write a model with seeded random weights (N(0, 0.02)) and a usable vocabulary, for tests and "
               "benchmarks.");
-  std::string arch = "llama", vocab_path, out_path, type = "f32";
+  std::string arch = "llama", vocab_path, out_path, type = "f32", chat_template;
   int64_t embd = 256, ff = 704, layers = 4, heads = 8, kv_heads = -1, vocab_size = 512, ctx = 2048, seed = 1;
   bool tied = false;
   flags.add_string("--arch", &arch, "llama or qwen2 (default llama)");
@@ -34,6 +34,9 @@ inline int cmd_synth(Args& args) {
   flags.add_string("--type", &type, "weight type or mix as for 'jielong quantize' (default f32)");
   flags.add_int("--seed", &seed, "random seed (default 1)", 0);
   flags.add_switch("--tied", &tied, "no output.weight: the classifier is token_embd (default for qwen2)");
+  flags.add_string("--chat-template", &chat_template,
+                   "chatml: the generated vocabulary ends with <|im_start|> <|im_end|> and the file carries ChatML's "
+                   "template");
   flags.add_string("-o,--output", &out_path, "the file to write");
   if (auto rc = flags.parse(args)) return *rc;
   if (out_path.empty()) {
@@ -56,6 +59,11 @@ inline int cmd_synth(Args& args) {
   spec.n_ctx = static_cast<size_t>(ctx);
   spec.seed = static_cast<uint64_t>(seed);
   spec.tied = tied || spec.arch == model::Arch::qwen2;
+  if (!chat_template.empty() && chat_template != "chatml") {
+    std::fprintf(stderr, "jielong synth: --chat-template must be chatml, not '%s'\n", chat_template.c_str());
+    return 1;
+  }
+  spec.chatml = !chat_template.empty();
   spec.mix = io::find_quant_mix(type);
   if (!spec.mix) {
     std::fprintf(stderr, "jielong synth: unknown --type '%s' (see 'jielong quantize --help')\n", type.c_str());

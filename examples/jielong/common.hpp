@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "args.hpp"
 #include "jielong/model/kv_cache.hpp"
 #include "jielong/run/load.hpp"
+#include "jielong/sample/chain.hpp"
 
 namespace jielong::cli {
 
@@ -83,6 +85,32 @@ inline bool load_or_report(const char* command, const std::string& model_path, c
   out = std::move(*loaded);
   return true;
 }
+
+// The sampling flags of generate and chat.
+struct SamplingFlags {
+  double temp = 0.8, top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
+  int64_t top_k = 40, seed = 0;
+
+  void add_to(Flags& flags) {
+    flags.add_float("--temp", &temp, "temperature; 0 is greedy (default 0.8)", 0.0, 100.0);
+    flags.add_int("--top-k", &top_k, "top-k, 0 = off (default 40)", 0, 1 << 30);
+    flags.add_float("--top-p", &top_p, "top-p, 1 = off (default 0.95)", 1e-6, 1.0);
+    flags.add_float("--min-p", &min_p, "min-p, 0 = off (default 0.05)", 0.0, 1.0);
+    flags.add_float("--repeat-penalty", &repeat_penalty, "repetition penalty over the last 64 tokens (default 1 = off)",
+                    1e-3, 100.0);
+    flags.add_int("-s,--seed", &seed, "sampling seed (default 0)", 0, INT64_MAX);
+  }
+  sample::SamplerParams params() const {
+    sample::SamplerParams p;
+    p.temperature = static_cast<float>(temp);
+    p.top_k = static_cast<int32_t>(top_k);
+    p.top_p = static_cast<float>(top_p);
+    p.min_p = static_cast<float>(min_p);
+    p.repeat_penalty = static_cast<float>(repeat_penalty);
+    p.seed = static_cast<uint64_t>(seed);
+    return p;
+  }
+};
 
 inline bool parse_kv_type(const char* command, const std::string& s, model::KvType& out) {
   if (s == "f32") out = model::KvType::f32;

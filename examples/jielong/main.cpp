@@ -8,6 +8,7 @@
 
 #include "args.hpp"
 #include "cmd_bench.hpp"
+#include "cmd_chat.hpp"
 #include "cmd_eval.hpp"
 #include "cmd_generate.hpp"
 #include "cmd_info.hpp"
@@ -38,6 +39,7 @@ constexpr Command kCommands[] = {
     {"synth", "write a seeded random-weight model", jielong::cli::cmd_synth},
     {"quantize", "write a model with quantized weights", jielong::cli::cmd_quantize},
     {"generate", "continue a prompt with a model", jielong::cli::cmd_generate},
+    {"chat", "talk with a chat model (an interactive conversation)", jielong::cli::cmd_chat},
     {"eval", "logits and greedy continuations as JSON lines", jielong::cli::cmd_eval},
     {"perplexity", "negative log-likelihood of a text", jielong::cli::cmd_perplexity},
     {"bench", "prompt and generation speed, as llama-bench measures it", jielong::cli::cmd_bench},

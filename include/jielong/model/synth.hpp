@@ -3,7 +3,9 @@
 // through many layers), norms 1, biases N(0, 0.02²). The vocabulary is
 // copied from another GGUF (every tokenizer.* key) or generated: a byte-level
 // SentencePiece vocabulary (<unk> <s> </s>, 256 byte tokens, then "▁" and
-// printable characters and letter pairs) so any text tokenizes.
+// printable characters and letter pairs) so any text tokenizes; with
+// `chatml`, its last two tokens are ChatML's control tokens and the file
+// carries ChatML's template, so chat code runs on it.
 #pragma once
 
 #include <cmath>
@@ -16,6 +18,7 @@
 #include "jielong/io/gguf_writer.hpp"
 #include "jielong/io/quantize.hpp"
 #include "jielong/model/hparams.hpp"
+#include "jielong/text/chat_template.hpp"
 
 namespace jielong::model {
 
@@ -28,6 +31,7 @@ struct SynthSpec {
   uint64_t seed = 1;
   const io::QuantMix* mix = nullptr;     // nullptr: f32
   const io::GgufFile* vocab = nullptr;   // copy tokenizer.* from here
+  bool chatml = false;                   // generated vocabulary: end with <|im_start|> <|im_end|>
   float rms_norm_eps = 1e-5f, rope_freq_base = 10000.0f;
 };
 
@@ -79,7 +83,7 @@ struct NormalStream {
   }
 };
 
-inline void add_generated_vocab(io::GgufWriter& w, size_t n_vocab) {
+inline void add_generated_vocab(io::GgufWriter& w, size_t n_vocab, bool chatml) {
   std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
   std::vector<int32_t> types = {2, 3, 3};  // unknown, control, control
   static const char* hex = "0123456789ABCDEF";
@@ -98,6 +102,11 @@ inline void add_generated_vocab(io::GgufWriter& w, size_t n_vocab) {
   }
   tokens.resize(n_vocab);
   types.resize(n_vocab);
+  if (chatml) {  // in place of the last two: the ids of everything else stay as without
+    tokens[n_vocab - 2] = "<|im_start|>";
+    tokens[n_vocab - 1] = "<|im_end|>";
+    types[n_vocab - 2] = types[n_vocab - 1] = 3;  // control
+  }
   std::vector<float> scores(n_vocab);
   for (size_t i = 0; i < n_vocab; ++i) scores[i] = i < 259 ? 0.0f : -static_cast<float>(i - 259);
   w.add_string("tokenizer.ggml.model", "llama");
@@ -109,6 +118,7 @@ inline void add_generated_vocab(io::GgufWriter& w, size_t n_vocab) {
   w.add_u32("tokenizer.ggml.eos_token_id", 2);
   w.add_bool("tokenizer.ggml.add_bos_token", true);
   w.add_bool("tokenizer.ggml.add_eos_token", false);
+  if (chatml) w.add_string("tokenizer.chat_template", std::string(text::kChatmlJinja));
 }
 }  // namespace detail
 
@@ -116,7 +126,7 @@ inline void add_generated_vocab(io::GgufWriter& w, size_t n_vocab) {
 // hyper-parameter key the loader (hparams_from_gguf) and llama.cpp read, and
 // the vocabulary, copied from `vocab` (every tokenizer.* key) or generated.
 inline void add_model_metadata(io::GgufWriter& w, const HParams& hp, const std::string& name,
-                               const io::GgufFile* vocab) {
+                               const io::GgufFile* vocab, bool chatml = false) {
   const std::string a = arch_name(hp.arch);
   w.add_string("general.architecture", a);
   w.add_string("general.name", name);
@@ -133,7 +143,7 @@ inline void add_model_metadata(io::GgufWriter& w, const HParams& hp, const std::
     for (const io::GgufKv& kv : vocab->metadata())
       if (kv.key.substr(0, 10) == "tokenizer.") w.add_value(kv.key, kv.value);
   } else {
-    detail::add_generated_vocab(w, hp.n_vocab);
+    detail::add_generated_vocab(w, hp.n_vocab, chatml);
   }
 }
 
@@ -142,17 +152,19 @@ inline Status write_synth_model(const SynthSpec& s, const std::string& out_path)
   if (spec.vocab) {
     JIELONG_ASSIGN_OR_RETURN(io::GgufArray toks, spec.vocab->get_array("tokenizer.ggml.tokens"));
     spec.n_vocab = toks.size();
-  } else if (spec.n_vocab < 259) {
+  } else if (spec.n_vocab < 259 + (spec.chatml ? 2 : 0)) {
     return make_error(Code::invalid_argument, "synth: a generated vocabulary needs at least 259 tokens (3 special + "
-                                              "256 bytes), not " + std::to_string(spec.n_vocab));
+                                              "256 bytes), and 2 more for ChatML, not " + std::to_string(spec.n_vocab));
   }
+  if (spec.vocab && spec.chatml)
+    return make_error(Code::invalid_argument, "synth: ChatML tokens are for a generated vocabulary, not a copied one");
   const HParams hp = synth_hparams(spec);
   JIELONG_TRY(hp.validate("synth"));
   if (hp.n_embd % hp.n_heads != 0)
     return make_error(Code::invalid_argument, "synth: the width " + std::to_string(hp.n_embd) + " is not a multiple of the head count " + std::to_string(hp.n_heads));
 
   io::GgufWriter w;
-  add_model_metadata(w, hp, "synthetic-" + std::string(arch_name(spec.arch)), spec.vocab);
+  add_model_metadata(w, hp, "synthetic-" + std::string(arch_name(spec.arch)), spec.vocab, spec.chatml);
 
   // Every tensor's values, in the order llama.cpp's converters write them.
   std::vector<std::vector<float>> store;

@@ -57,6 +57,12 @@ enum class ChatTemplate {
   smolvlm,
 };
 
+// ChatML's Jinja source as Qwen's GGUFs spell it, for files that declare
+// the format (tokenizer.chat_template); detected as chatml here and by llama.cpp.
+inline constexpr std::string_view kChatmlJinja =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
+    "'\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
 struct ChatMessage {
   std::string_view role;  // "system", "user", "assistant" (others are passed through where the format allows)
   std::string_view content;
