@@ -36,7 +36,7 @@ inline int cmd_train_tokenizer(Args& args) {
     std::fprintf(stderr, "jielong train-tokenizer: give the output file with -o\n");
     return 1;
   }
-  if (chat_template == "chatml") chat_template = std::string(train::kChatMlTemplate);
+  if (chat_template == "chatml") chat_template = std::string(text::kChatmlJinja);
   InterruptScope interrupt;
   auto corpus = corpus_flags.build("train-tokenizer", interrupt);
   if (!corpus) return 1;

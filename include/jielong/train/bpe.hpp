@@ -37,6 +37,7 @@
 
 #include "jielong/core/function_ref.hpp"
 #include "jielong/core/status.hpp"
+#include "jielong/text/chat_template.hpp"
 #include "jielong/text/pretokenizer.hpp"
 #include "jielong/text/unicode.hpp"
 #include "jielong/text/vocab.hpp"
@@ -44,11 +45,6 @@
 namespace jielong::train {
 
 inline constexpr std::string_view kEndOfText = "<|endoftext|>";
-
-// ChatML as Qwen's GGUFs spell it; llama.cpp detects it by "<|im_start|>".
-inline constexpr std::string_view kChatMlTemplate =
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
-    "'\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 struct BpeOptions {
   int32_t vocab_size = 4096;      // 256 bytes + merges + <|endoftext|>; at least 257
@@ -254,7 +250,7 @@ class BpeTrainer {
       v.types.push_back(text::TokenType::control);
     }
     v.chat_template = !opts_.chat_template.empty() ? opts_.chat_template
-                      : chatml                     ? std::string(kChatMlTemplate)
+                      : chatml                     ? std::string(text::kChatmlJinja)
                                                    : std::string();
     v.add_bos = true;
     v.add_eos = false;
