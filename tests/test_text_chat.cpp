@@ -105,3 +105,30 @@ TEST_CASE("chat: detection from tokenizer.chat_template") {
   CHECK(chat_template_from_name("no-such") == ChatTemplate::unknown);
   CHECK_FALSE(render_chat(ChatTemplate::unknown, kChat, true).ok());
 }
+
+TEST_CASE("chat: the constant ChatML template is detected as chatml") {
+  CHECK(detect_chat_template(kChatmlJinja) == ChatTemplate::chatml);
+}
+
+// `jielong chat` keeps a conversation in the KV cache and prefills only what a
+// new message adds: that needs every format to render a conversation as the
+// render of its earlier turns followed by new text, never rewriting them.
+TEST_CASE("chat: every format only appends when a turn is added") {
+  const std::vector<ChatMessage> all = {
+      {"system", "Be brief."}, {"user", "Hi"},   {"assistant", "Hello there"},
+      {"user", "And you?"},    {"assistant", "Fine."}, {"user", "Bye"},
+  };
+  for (const auto& n : detail::kChatTemplateNames) {
+    CAPTURE(n.name);
+    // After each reply (the conversation so far, no generation prompt), the
+    // next user message with the generation prompt.
+    for (size_t end : {size_t{3}, size_t{5}}) {
+      const std::vector<ChatMessage> before(all.begin(), all.begin() + static_cast<ptrdiff_t>(end));
+      const std::vector<ChatMessage> after(all.begin(), all.begin() + static_cast<ptrdiff_t>(end + 1));
+      const std::string held = render(n.tmpl, before, false);
+      const std::string next = render(n.tmpl, after, true);
+      CHECK(next.compare(0, held.size(), held) == 0);
+      CHECK(next.size() > held.size());
+    }
+  }
+}
