@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,6 +35,58 @@ struct Args {
   std::string_view command;
   std::vector<std::string_view> argv;
 };
+
+// Replaces every `FLAG FILE` pair in args by the words of FILE (split at
+// white space; '#' starts a comment to the end of the line), so a recipe
+// file holds a command's flags and the command line adds to or overrides
+// them (a later flag wins). The words live in `storage` (a deque: adding
+// moves none of them), which must outlive args. false (and `error` set)
+// when a file cannot be read.
+inline bool expand_flag_files(Args& args, std::string_view flag, std::deque<std::string>& storage, std::string& error) {
+  std::vector<std::string_view> argv;
+  for (size_t i = 0; i < args.argv.size(); ++i) {
+    std::string_view a = args.argv[i], path;
+    if (a == flag) {
+      if (i + 1 >= args.argv.size()) {
+        error = "flag '" + std::string(flag) + "' needs a value";
+        return false;
+      }
+      path = args.argv[++i];
+    } else if (a.size() > flag.size() && a.substr(0, flag.size()) == flag && a[flag.size()] == '=') {
+      path = a.substr(flag.size() + 1);
+    } else {
+      argv.push_back(a);
+      continue;
+    }
+    std::FILE* f = std::fopen(std::string(path).c_str(), "rb");
+    if (!f) {
+      error = std::string(path) + ": cannot open the " + std::string(flag.substr(2)) + " file";
+      return false;
+    }
+    std::string word;
+    auto end_word = [&] {
+      if (word.empty()) return;
+      argv.push_back(storage.emplace_back(std::move(word)));
+      word.clear();
+    };
+    bool comment = false;
+    for (int c; (c = std::fgetc(f)) != EOF;) {
+      if (c == '\n') comment = false;
+      if (comment) continue;
+      if (c == '#' && word.empty()) {
+        comment = true;
+      } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+        end_word();
+      } else {
+        word.push_back(static_cast<char>(c));
+      }
+    }
+    end_word();
+    std::fclose(f);
+  }
+  args.argv = std::move(argv);
+  return true;
+}
 
 class Flags {
  public:

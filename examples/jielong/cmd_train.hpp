@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -46,9 +47,10 @@ inline double unigram_entropy(const train::TokenShard& shard) {
 // The GGUF written beside a temporary name and renamed, so OUT is always a
 // whole model.
 inline Status write_checkpoint(const train::Trainer& t, const io::GgufFile& vocab, const std::string& path,
-                               const io::QuantMix* mix = nullptr) {
+                               const std::string& name, const io::QuantMix* mix = nullptr) {
   const std::string tmp = path + ".tmp";
   train::ExportOptions eo;
+  eo.name = name;
   eo.vocab = &vocab;
   eo.mix = mix;
   JIELONG_TRY(train::export_gguf(t.layout(), t.model().params(), tmp, eo));
@@ -114,14 +116,23 @@ inline void print_memory(const train::Trainer& t) {
 
 inline int cmd_train(Args& args) {
   std::vector<std::string> data;
-  std::string tokenizer_path, out, resume, log_path, q8_path;
+  std::string tokenizer_path, out, resume, log_path, q8_path, name = "jielong-trained";
   int64_t vocab = 0, embd = 64, layers = 5, heads = 8, kv_heads = 4, ff = 172, ctx = 256;
   int64_t batch = 8, accumulation = 1, steps = 0, warmup = 100, seed = 0, threads = 0, eval_every = 0,
           eval_batches = 8;
   double lr = 1e-3, weight_decay = 0.1, clip = 1.0;
   bool dry_run = false, untied = false;
-  Flags flags("train", "--data DIR|FILE -m TOKENIZER.gguf --out MODEL.gguf [options]",
+  Flags flags("train", "--data DIR|FILE -m TOKENIZER.gguf --out MODEL.gguf [--recipe FILE] [options]",
               "Train a llama model from scratch on token shards from prepare-data.");
+  // A recipe file holds flags (models/*.recipe); the ones around it add to or override them.
+  std::deque<std::string> recipe_words;
+  std::string recipe_error;
+  if (!expand_flag_files(args, "--recipe", recipe_words, recipe_error)) {
+    std::fprintf(stderr, "jielong train: %s\n", recipe_error.c_str());
+    return 1;
+  }
+  std::string recipe_help;  // never set: --recipe is spliced in above, listed here for --help
+  flags.add_string("--recipe", &recipe_help, "read flags from this file (white space between words, '#' comments)");
   flags.add_strings("--data", &data, "prepare-data folder (train.bin, val.bin) or a training shard");
   flags.add_string("-m,--tokenizer", &tokenizer_path, "GGUF whose vocabulary encoded the shards (from train-tokenizer)");
   flags.add_string("-o,--out", &out, "model to write (F32 GGUF); the resumable state goes to OUT.state");
@@ -148,6 +159,7 @@ inline int cmd_train(Args& args) {
                 1, INT64_MAX);
   flags.add_int("--eval-batches", &eval_batches, "validation batches per evaluation", 1, 1 << 20);
   flags.add_string("--log", &log_path, "CSV of step,loss,val_loss,lr,tokens_per_s; the loss curve as an SVG beside it");
+  flags.add_string("--name", &name, "general.name of the written model");
   flags.add_string("--q8", &q8_path, "also write the final model with Q8_0 weights here (for shipping)");
   flags.add_switch("--dry-run", &dry_run, "print the parameter count and memory, then stop");
   if (auto rc = flags.parse(args)) return *rc;
@@ -233,7 +245,7 @@ inline int cmd_train(Args& args) {
                             std::to_string(t.tokens_per_step()) + " tokens per step";
   auto checkpoint = [&]() -> bool {
     Status s = t.save_state(state_path);
-    if (s.is_ok()) s = train_cmd::write_checkpoint(t, *vocab_file, out);
+    if (s.is_ok()) s = train_cmd::write_checkpoint(t, *vocab_file, out, name);
     if (s.is_ok() && log) {
       std::FILE* svg = std::fopen(train_cmd::svg_path(log_path).c_str(), "w");
       const std::string picture = loss_curve_svg(rows, title);
@@ -301,7 +313,7 @@ inline int cmd_train(Args& args) {
   if (rc != 0) return rc;
   if (drawn) std::fprintf(stderr, "\n");
   if (!q8_path.empty()) {
-    if (Status s = train_cmd::write_checkpoint(t, *vocab_file, q8_path, io::find_quant_mix("q8_0")); !s.is_ok())
+    if (Status s = train_cmd::write_checkpoint(t, *vocab_file, q8_path, name, io::find_quant_mix("q8_0")); !s.is_ok())
       return fail(s.to_string());
   }
   std::fprintf(stderr, "trained %zu steps (%.0f tok/s); validation loss %.4f nats/token; wrote %s and %s\n", total,
