@@ -397,6 +397,23 @@ TEST_CASE("jielong train end to end: dry run, training, CSV, SVG, checkpoint and
     CHECK(r.out.find("activations") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(out));
   }
+  SUBCASE("a recipe file holds the flags; the command line after it overrides them") {
+    {
+      std::ofstream(dir.file("r.recipe")) << "# a comment --embd 999\n--embd 48 --layers 3   # trailing comment\n"
+                                             "--heads 4\t--kv-heads 2\n--ff 64 --ctx 16 --batch 2\n";
+    }
+    const test::Run r =
+        run_jielong("train --data " + data + " -m " + tok + " --dry-run --recipe " + dir.file("r.recipe") + " --layers 2",
+                    true);
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("embd 48, layers 2, heads 4/2 kv, ff 64, ctx 16") != std::string::npos);
+    const test::Run missing = run_jielong("train --data " + data + " -m " + tok + " --dry-run --recipe " +
+                                              dir.file("absent.recipe"),
+                                          true);
+    CHECK(missing.code == 1);
+    CHECK(missing.out.find("absent.recipe") != std::string::npos);
+  }
   SUBCASE("training writes the model, state, CSV and SVG; resume continues the log") {
     const test::Run r = run_jielong("train --data " + data + " -m " + tok + " -o " + out + shape +
                                         " --steps 12 --warmup 2 --lr 3e-3 --eval-every 4 --log " + log + " --q8 " +
