@@ -488,6 +488,25 @@ TEST_CASE_TEMPLATE("f16 rows of every backend are core/half.hpp's bits", B, BACK
   }
 }
 
+TEST_CASE("Xsimd widens every one of the 65536 halves to fp16_to_f32's bits") {
+  // xsimd has no half conversion, so Xsimd builds its own from integer batch
+  // operations: every pattern (zeros, subnormals, normals, infinities, NaN
+  // payloads of both signs) must read as the scalar definition reads it.
+  constexpr size_t N = k::xsimd_detail::N;
+  std::vector<uint16_t> h(65536);
+  for (size_t i = 0; i < h.size(); ++i) h[i] = static_cast<uint16_t>(i);
+  size_t wrong = 0;
+  alignas(64) float got[N];
+  for (size_t i = 0; i < h.size(); i += N) {
+    k::xsimd_detail::load_f16(h.data() + i).store_aligned(got);
+    for (size_t j = 0; j < N; ++j) {
+      const float want = fp16_to_f32(h[i + j]);
+      if (std::memcmp(&got[j], &want, sizeof want) != 0 && wrong++ < 4) MESSAGE("half 0x" << std::hex << h[i + j]);
+    }
+  }
+  CHECK(wrong == 0);
+}
+
 #if JIELONG_LIBM_EXP && defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 28)
 // glibc 2.28 and later compute expf with the algorithm kernels/libm_exp.hpp
 // vectorizes; elsewhere std::exp may round differently and these skip.

@@ -1,6 +1,7 @@
 // kernels::Xsimd — xsimd 8.1 batches for the compiler's default architecture
-// (avx512bw with -march=native here). xsimd has no half-float conversion, so
-// f16 rows widen through F16C where the target has it.
+// (avx512bw with -march=native on an AVX-512 CPU). Every operation is xsimd's
+// own, so the instruction set is the one xsimd chose: xsimd has no half-float
+// conversion, so f16 widens through integer batch operations (load_f16).
 #pragma once
 
 #include <cmath>
@@ -14,10 +15,6 @@
 #include "jielong/kernels/block_dot.hpp"
 #include "jielong/kernels/scalar.hpp"
 
-#if defined(__AVX512F__) || defined(__F16C__)
-#include <immintrin.h>
-#endif
-
 namespace jielong::kernels {
 
 namespace xsimd_detail {
@@ -26,16 +23,25 @@ using fbatch = xsimd::batch<float>;
 using ibatch = xsimd::batch<int32_t>;
 constexpr size_t N = fbatch::size;
 
-// N half floats widened to a float batch.
+// N half floats widened to a float batch, bit for bit as fp16_to_f32 (NaN
+// made quiet, subnormals exact), in xsimd's own operations for any target:
+// exponent and mantissa move to float's positions and the exponent is
+// rebiased by an integer add (twice for Inf/NaN, so 31 becomes 255); an f16
+// zero or subnormal is rebiased as if its exponent were 1 and then loses that
+// implicit 2^-14 in one float subtraction, which is exact (m * 2^-24 is a
+// normal float), so no flag (contraction, flush-to-zero) changes the bits.
 inline fbatch load_f16(const uint16_t* p) noexcept {
-#if XSIMD_WITH_AVX512F
-  static_assert(N == 16);
-  return fbatch(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
-#else
-  alignas(64) float tmp[N];
-  for (size_t i = 0; i < N; ++i) tmp[i] = fp16_to_f32(p[i]);
-  return fbatch::load_aligned(tmp);
-#endif
+  using ubatch = xsimd::batch<uint32_t>;
+  static_assert(ubatch::size == N);
+  const ubatch h = ubatch::load_unaligned(p);              // widened: [N] halves in 32-bit lanes
+  const ubatch em = (h & ubatch(0x7FFFu)) << 13;            // exponent bits 23..27, mantissa 13..22
+  const ubatch e = em & ubatch(0x0F800000u);                // the f16 exponent field, in place
+  const ubatch rebiased = em + ubatch(112u << 23);          // 15 -> 127
+  const ubatch inf_nan = (rebiased + ubatch(112u << 23)) | xsimd::select(em > ubatch(0x0F800000u), ubatch(0x00400000u), ubatch(0u));
+  const fbatch tiny = xsimd::bitwise_cast<fbatch>(rebiased + ubatch(1u << 23)) - fbatch(0x1p-14f);
+  const ubatch magnitude = xsimd::select(e == ubatch(0x0F800000u), inf_nan,
+                                         xsimd::select(e == ubatch(0u), xsimd::bitwise_cast<ubatch>(tiny), rebiased));
+  return xsimd::bitwise_cast<fbatch>(magnitude | ((h & ubatch(0x8000u)) << 16));
 }
 // N bfloat16: the upper half of a float (the loop compiles to a widen and a shift).
 inline fbatch load_bf16(const uint16_t* p) noexcept {
