@@ -162,6 +162,13 @@ TEST_CASE("chat: two turns keep the KV cache, EOF exits with 0, a model without 
   CHECK(t[0].context == t[0].prompt + t[0].reply + closing);
   CHECK(t[1].context == t[0].context + t[1].prompt + t[1].reply + closing);
 
+  // A backslash at the end of a line joins the next one to the message.
+  const Chat joined = chat(dir, "-m " + model + " -n 2 --temp 0", "two\\\nlines\n");
+  CHECK(joined.code == 0);
+  REQUIRE(joined.turns().size() == 1);
+  CHECK(joined.turns()[0].prompt ==
+        1 + count_tokens(model, "<|im_start|>user\\ntwo\\nlines<|im_end|>\\n<|im_start|>assistant\\n"));
+
   // A message that does not end in a newline is still read before EOF.
   const Chat last = chat(dir, "-m " + model + " -n 2 --temp 0", "hello");
   CHECK(last.code == 0);

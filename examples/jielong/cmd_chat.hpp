@@ -209,6 +209,7 @@ inline constexpr const char* kChatHelp =
     "  /save FILE     write the conversation and its KV cache to FILE\n"
     "  /load FILE     continue the conversation saved in FILE\n"
     "  /quit          leave (so do Ctrl-D and, at this prompt, Ctrl-C)\n"
+    "  A line ending in \\ goes on on the next line.\n"
     "  Ctrl-C while the model answers ends its reply.\n";
 
 inline double per_second(size_t n, double s) { return s > 0 ? static_cast<double>(n) / s : 0.0; }
@@ -302,6 +303,19 @@ inline int cmd_chat(Args& args) {
       return 130;  // as a shell reports a program ended by SIGINT
     }
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    // A line ending in a backslash goes on on the next one (as in llama-cli).
+    while (!line.empty() && line.back() == '\\') {
+      line.back() = '\n';
+      std::string more;
+      const LineStatus ms = read_line(pending, more);
+      if (ms == LineStatus::interrupted) {
+        std::fprintf(stderr, "\n");
+        return 130;
+      }
+      if (ms == LineStatus::eof) break;
+      if (!more.empty() && more.back() == '\r') more.pop_back();
+      line += more;
+    }
     if (line.empty()) continue;
 
     if (line[0] == '/') {
