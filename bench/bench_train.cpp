@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -92,11 +93,12 @@ void BM_FmaPeak(benchmark::State& state) {
 }
 BENCHMARK(BM_FmaPeak)->Unit(benchmark::kMillisecond)->UseManualTime();
 
-#if JIELONG_HAVE_GEMM_BF16
+#if JIELONG_HAVE_AVX512_BF16
 // The same probe for vdpbf16ps (16 chains per thread): FLOP/s counting a
 // lane's two products and two adds as four.
 void BM_Bf16DotPeak(benchmark::State& state) {
   constexpr size_t kChains = 16, kSteps = size_t{1} << 20;
+  if (!k::bf16_available()) return state.SkipWithError("this CPU has no AVX512_BF16");
   const size_t n_threads = pool().concurrency();
   std::vector<float> sink(n_threads * 64);
   const auto t0 = std::chrono::steady_clock::now();
@@ -120,9 +122,18 @@ void BM_Bf16DotPeak(benchmark::State& state) {
 BENCHMARK(BM_Bf16DotPeak)->Unit(benchmark::kMillisecond)->UseRealTime();
 #endif
 
+// Whether backend B's own code runs on this CPU (Avx512Bf16 asks for it).
+template <class B>
+bool runnable(benchmark::State& state) {
+  if (!std::is_same_v<B, k::Avx512Bf16> || k::bf16_available()) return true;
+  state.SkipWithError("this CPU has no AVX512_BF16");
+  return false;
+}
+
 // args: case (0 forward X·Wᵀ, 1 dX = dY·W, 2 dW += dYᵀ·X), tokens, out, in.
 template <class B>
 void BM_Gemm(benchmark::State& state) {
+  if (!runnable<B>(state)) return;
   const int which = static_cast<int>(state.range(0));
   const size_t tokens = static_cast<size_t>(state.range(1)), out = static_cast<size_t>(state.range(2)),
                in = static_cast<size_t>(state.range(3));
@@ -160,10 +171,12 @@ BENCHMARK_TEMPLATE(BM_Gemm, k::Best)
     ->UseRealTime();
 // bf16 products with f32 sums: of_peak stays against the f32 probe (one
 // vdpbf16ps does two multiply-adds a lane, so its peak is twice that).
+#if JIELONG_HAVE_AVX512_BF16
 BENCHMARK_TEMPLATE(BM_Gemm, k::Avx512Bf16)
     ->ArgsProduct({{0, 1, 2}, {1024}, {768}, {768}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+#endif
 
 // One training step (forward, backward, AdamW update) of a llama-family
 // model on B sequences of T random tokens. FLOP/s counts the model FLOPs as
@@ -172,6 +185,7 @@ BENCHMARK_TEMPLATE(BM_Gemm, k::Avx512Bf16)
 // args: width, layers, heads, kv heads, feed-forward, vocabulary, B, T.
 template <class Backend>
 void BM_TrainStep(benchmark::State& state) {
+  if (!runnable<Backend>(state)) return;
   model::HParams hp;
   hp.n_embd = static_cast<size_t>(state.range(0));
   hp.n_layers = static_cast<size_t>(state.range(1));
@@ -221,11 +235,13 @@ BENCHMARK_TEMPLATE(BM_TrainStep, k::Best)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(2.0);
+#if JIELONG_HAVE_AVX512_BF16
 BENCHMARK_TEMPLATE(BM_TrainStep, k::Avx512Bf16)
     ->Args({384, 6, 6, 6, 1024, 50257, 4, 256})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(2.0);
+#endif
 
 }  // namespace
 

@@ -18,6 +18,11 @@ struct Highway {};  // Highway, static dispatch to the compiler's target
 // Highway for everything else. Only for a CPU where vnni_available() (the
 // one run-time check, made where a backend is chosen).
 struct Avx512Vnni {};
+// Avx512Vnni's ops, and bf16 products with f32 sums (vdpbf16ps) in
+// training's matrix products (kernels/gemm.hpp): inputs keep 8 significant
+// bits, so a product is within 2⁻⁸ relative of f32's. Only for a CPU where
+// bf16_available(), asked where a backend is chosen (kernels/avx512_bf16.hpp).
+struct Avx512Bf16 {};
 
 // A weight matrix: `rows` rows of `cols` elements of `type`, row r starting at
 // data + r * row_stride bytes (row_stride >= row_bytes(type, cols)).

@@ -29,18 +29,13 @@
 #include "jielong/core/half.hpp"
 #include "jielong/core/memory.hpp"
 #include "jielong/kernels/backend.hpp"
+#include "jielong/kernels/kernels.hpp"  // Ops<B>: whether B asks for bf16 products
 
 #include <hwy/highway.h>
 
 namespace jielong::kernels {
 
 enum class Trans : uint8_t { no, yes };
-
-// A backend for gemm alone: bf16 products with f32 sums (AVX512_BF16) where
-// this build and CPU have them, the f32 blocked path otherwise. Inputs lose
-// their mantissa below 8 bits, so a product is within 2⁻⁸ relative of f32's;
-// training keeps f32 parameters, gradients and sums.
-struct Avx512Bf16 {};
 
 // The scalar twin: the definition, one dot product per element of C summed in
 // k order. Kept plain so it can catch the blocked path. T is float, or
@@ -181,17 +176,12 @@ HWY_INLINE void micro_kernel(size_t kc, const float* HWY_RESTRICT ap, const floa
   store_block(acc0, acc1, c, ldc, mr, nr, add);
 }
 
-#if defined(__AVX512BF16__) && HWY_TARGET <= HWY_AVX3
-#define JIELONG_HAVE_GEMM_BF16 1
+#if JIELONG_HAVE_AVX512_BF16
 // bf16 products with f32 sums (vdpbf16ps: each f32 lane adds the products of
-// one pair of bf16 lanes). Operands are rounded to bf16 (ties to even) as
-// they are packed, in pairs along k: A as [pair][row][2], B as
-// [pair][column][2], so one 32-bit broadcast of A meets 16 columns × 2 depths.
-inline bool cpu_has_bf16() noexcept {
-  static const bool has = __builtin_cpu_supports("avx512bf16");
-  return has;
-}
-
+// one pair of bf16 lanes), for a backend whose Ops ask for them
+// (Avx512Bf16). Operands are rounded to bf16 (ties to even) as they are
+// packed, in pairs along k: A as [pair][row][2], B as [pair][column][2], so
+// one 32-bit broadcast of A meets 16 columns × 2 depths.
 inline void pack_a_bf16(Trans ta, const float* a, size_t lda, size_t i0, size_t p0, size_t mc, size_t kc,
                         uint16_t* dst) noexcept {
   const size_t pairs = (kc + 1) / 2;
@@ -271,8 +261,9 @@ inline size_t tile_rows(size_t m, size_t n) noexcept {
 }  // namespace gemm_detail
 
 // C = op(A)·op(B), or C += op(A)·op(B) with `accumulate`, over `ex`.
-// Scalar runs the twin; Avx512Bf16 the bf16 products; every other backend
-// the blocked f32 path.
+// Scalar runs the twin; a backend whose Ops have gemm_bf16_products
+// (Avx512Bf16 where it is compiled) the bf16 products; every other backend
+// the blocked f32 path. The choice is the tag's: no CPU check here.
 template <class B>
 void gemm(Trans ta, Trans tb, size_t m, size_t n, size_t k, const float* a, size_t lda, const float* b, size_t ldb,
           float* c, size_t ldc, bool accumulate, Executor& ex) noexcept {
@@ -289,10 +280,6 @@ void gemm(Trans ta, Trans tb, size_t m, size_t n, size_t k, const float* a, size
         for (size_t i = 0; i < m; ++i) std::fill(c + i * ldc, c + i * ldc + n, 0.0f);
       return;
     }
-    [[maybe_unused]] bool bf16 = false;  // the bf16 products, where asked for and the CPU has them
-#if JIELONG_HAVE_GEMM_BF16
-    if constexpr (std::is_same_v<B, Avx512Bf16>) bf16 = g::cpu_has_bf16();
-#endif
     const size_t mc_max = g::tile_rows(m, n);
     const size_t row_tiles = (m + mc_max - 1) / mc_max, col_tiles = (n + g::kNC - 1) / g::kNC;
     ex.run(row_tiles * col_tiles, [&](size_t task) {
@@ -308,8 +295,8 @@ void gemm(Trans ta, Trans tb, size_t m, size_t n, size_t k, const float* a, size
       for (size_t p0 = 0; p0 < k; p0 += g::kKC) {
         const size_t kc = std::min(g::kKC, k - p0);
         const bool add = accumulate || p0 > 0;
-#if JIELONG_HAVE_GEMM_BF16
-        if (bf16) {
+#if JIELONG_HAVE_AVX512_BF16
+        if constexpr (requires { Ops<B>::gemm_bf16_products; }) {
           auto* const ha = reinterpret_cast<uint16_t*>(pa);
           auto* const hb = reinterpret_cast<uint16_t*>(pb);
           const size_t pairs = (kc + 1) / 2;

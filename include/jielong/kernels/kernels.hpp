@@ -1,5 +1,5 @@
 // The kernels' front door: every numeric op the engine needs, as templates
-// over a backend tag (Scalar, Xsimd, Highway, Avx512Vnni; Best = the fastest
+// over a backend tag (Scalar, Xsimd, Highway, Avx512Vnni, Avx512Bf16; Best = the fastest
 // on the compiler's target). See scalar.hpp for the reference semantics.
 //
 //   kernels::matvec<kernels::Best>(w, x, y, scratch, pool);
@@ -40,6 +40,7 @@
 #include "jielong/kernels/xsimd.hpp"
 #include "jielong/kernels/highway.hpp"
 #include "jielong/kernels/vnni.hpp"
+#include "jielong/kernels/avx512_bf16.hpp"
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif

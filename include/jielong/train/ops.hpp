@@ -26,11 +26,6 @@
 
 namespace jielong::train::ops {
 
-// The backend of the element-wise kernels (softmax, scale) for a GEMM
-// backend: Avx512Bf16 names a GEMM only, the rest of its work runs on Best.
-template <class B>
-using VectorOps = std::conditional_t<std::is_same_v<B, kernels::Avx512Bf16>, kernels::Best, B>;
-
 namespace detail {
 // Rows per task for row-wise work of `width` values: about 16k values a task.
 inline size_t row_grain(size_t width) noexcept { return std::max<size_t>(1, 16384 / std::max<size_t>(width, 1)); }
@@ -189,8 +184,8 @@ void attention_forward(T* out, T* att, const T* q, const T* k, const T* v, const
         T* a = P + t * T_;
         std::fill(a + t + 1, a + T_, T(0));
         if constexpr (std::is_same_v<T, float>) {  // the engine's kernels, as its attention runs them
-          kernels::scale<VectorOps<B>>(a, scale, t + 1);
-          kernels::softmax<VectorOps<B>>(a, t + 1);
+          kernels::scale<B>(a, scale, t + 1);
+          kernels::softmax<B>(a, t + 1);
           continue;
         }
         T max = -INFINITY;
