@@ -7,4 +7,5 @@
 #include "test_train_data.cpp"
 #include "test_train_ops.cpp"
 #include "test_train_model.cpp"
+#include "test_train_torch.cpp"
 #include "test_train_trainer.cpp"
