@@ -167,6 +167,7 @@ BENCHMARK_TEMPLATE(BM_Gemm, k::Best)
     ->ArgsProduct({{0, 1, 2}, {1024}, {3072}, {768}})  // its MLP
     ->ArgsProduct({{0, 1, 2}, {512}, {384}, {384}})    // a 6-layer 384-wide model
     ->ArgsProduct({{0, 1, 2}, {1024}, {512}, {64}})    // stories260K-sized: classifier of a 64-wide model
+    ->ArgsProduct({{0, 1, 2}, {4096}, {512}, {192}})   // models/jielong-base.recipe: its feed-forward, 16 × 256 tokens
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 // bf16 products with f32 sums: of_peak stays against the f32 probe (one
@@ -232,6 +233,8 @@ BENCHMARK_TEMPLATE(BM_TrainStep, k::Best)
     ->Args({64, 5, 8, 4, 172, 512, 4, 256})      // stories260K's shape
     ->Args({128, 4, 4, 4, 384, 2048, 8, 128})    // ~1M parameters
     ->Args({384, 6, 6, 6, 1024, 50257, 4, 256})  // llm.c's small_L6C384 (GPT-2 vocabulary, tied), SwiGLU width 1024
+    ->Args({192, 6, 6, 3, 512, 4096, 16, 256})   // models/jielong-base.recipe
+    ->Args({384, 6, 6, 6, 1024, 8192, 16, 256})  // a wider shipped shape: heads of 64, vocabulary 8192
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->MinTime(2.0);

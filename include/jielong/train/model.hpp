@@ -104,7 +104,7 @@ class Model {
     targets_.assign(targets, targets + N);
     if (mask) mask_.assign(mask, mask + N);
     else mask_.clear();
-    return ops::cross_entropy_forward(a_.logits, a_.losses, targets, mask ? mask_.data() : nullptr, N, V, ex);
+    return ops::cross_entropy_forward<B>(a_.logits, a_.losses, targets, mask ? mask_.data() : nullptr, N, V, ex);
   }
 
   // Adds the gradient of the last forward()'s loss to grads(). Call once per

@@ -280,21 +280,27 @@ void swiglu_backward(T* dg, T* du, const T* dh, const T* g, const T* u, size_t n
 
 // ---- cross-entropy over the vocabulary, with a loss mask -------------------
 // logits[n][V] become probabilities in place; losses[t] = −log p(target_t)
-// (0 where masked out). Returns Σ losses / count of unmasked tokens.
-template <class T>
+// (0 where masked out). Returns Σ losses / count of unmasked tokens. Float
+// rows go through backend B's softmax: the vocabulary's exponentials are
+// most of this op, and a vector exp takes a fraction of libm's time.
+template <class B = kernels::Best, class T>
 double cross_entropy_forward(T* logits, T* losses, const int32_t* targets, const uint8_t* mask, size_t n, size_t V,
                              Executor& ex) noexcept {
   parallel_for(ex, n, detail::row_grain(V), [&](size_t t0, size_t t1) {
     for (size_t t = t0; t < t1; ++t) {
       T* p = logits + t * V;
-      const T max = *std::max_element(p, p + V);
-      double sum = 0;
-      for (size_t j = 0; j < V; ++j) {
-        p[j] = std::exp(p[j] - max);
-        sum += p[j];
+      if constexpr (std::is_same_v<T, float>) {
+        kernels::softmax<B>(p, V);
+      } else {
+        const T max = *std::max_element(p, p + V);
+        double sum = 0;
+        for (size_t j = 0; j < V; ++j) {
+          p[j] = std::exp(p[j] - max);
+          sum += p[j];
+        }
+        const T inv = static_cast<T>(1.0 / sum);
+        for (size_t j = 0; j < V; ++j) p[j] *= inv;
       }
-      const T inv = static_cast<T>(1.0 / sum);
-      for (size_t j = 0; j < V; ++j) p[j] *= inv;
       losses[t] = (mask && !mask[t]) ? T(0) : static_cast<T>(-std::log(static_cast<double>(p[targets[t]])));
     }
   });
