@@ -20,6 +20,7 @@
 #include <doctest/doctest.h>
 
 #include "jielong/core/hash.hpp"
+#include "jielong/io/gguf.hpp"
 #include "jielong/train/trainer.hpp"
 #include "support/cli.hpp"
 #include "support/shared.hpp"
@@ -488,6 +489,68 @@ TEST_CASE("jielong train end to end: dry run, training, CSV, SVG, checkpoint and
     while (std::getline(again, line)) ++lines;
     CHECK(lines == 1 + 20);
     CHECK(polyline_points(slurp_text(dir.file("m.svg")), "validation").size() == 5);
+  }
+  SUBCASE("raw text as --data: cleaned, split and encoded in memory, with prepare-data's report") {
+    const test::Run r = run_jielong("train --data " + dir.file("in.txt") + " -m " + tok + " -o " + out + shape +
+                                        " --steps 4 --validation 0.2",
+                                    true);
+    INFO(r.out);
+    REQUIRE(r.code == 0);
+    CHECK(r.out.find("bytes removed: too short") != std::string::npos);  // the filter report
+    CHECK(r.out.find("validation tokens") != std::string::npos);
+    CHECK(r.out.find("0 validation tokens") == std::string::npos);
+    CHECK(std::filesystem::exists(out));
+  }
+  SUBCASE("instruction tuning: --init from a model, JSON lines with the loss on the answers, resume") {
+    const std::string ctok = dir.file("ctok.gguf"), base = dir.file("base.gguf"), chat = dir.file("chat.gguf"),
+                      jsonl = dir.file("chat.jsonl");
+    REQUIRE(run_jielong("train-tokenizer --vocab-size 300 --special '<|im_start|>' --special '<|im_end|>' -o " + ctok +
+                        " " + dir.file("in.txt"))
+                .code == 0);
+    const std::string base_shape = " --embd 32 --layers 2 --heads 4 --kv-heads 2 --ff 64 --ctx 48 --batch 2 -t 2";
+    REQUIRE(run_jielong("train --data " + dir.file("in.txt") + " -m " + ctok + " -o " + base + base_shape +
+                        " --steps 2 --validation 0.2")
+                .code == 0);
+    {
+      std::ofstream j(jsonl);
+      for (int i = 0; i < 60; ++i)
+        j << "{\"prompt\": \"Count " << i << "\", \"answer\": \"" << i << " lazy dogs\"}\n";
+    }
+    // A learning rate of 0: the model written is the starting one, so the
+    // weights came from --init (and its shape, with no shape flags given).
+    const test::Run same = run_jielong("train --data " + jsonl + " --init " + base + " -o " + chat +
+                                           " --batch 2 -t 2 --steps 2 --lr 0 --warmup 0 --validation 0.2",
+                                       true);
+    INFO(same.out);
+    REQUIRE(same.code == 0);
+    CHECK(same.out.find("answer tokens") != std::string::npos);
+    CHECK(same.out.find("ctx 48") != std::string::npos);
+    auto a = io::GgufFile::open(base), b = io::GgufFile::open(chat);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    for (const io::GgufTensorInfo& t : a->tensors()) {
+      const io::GgufTensorInfo* u = b->find_tensor(t.name);
+      REQUIRE(u != nullptr);
+      CHECK_MESSAGE((u->n_bytes == t.n_bytes && std::memcmp(u->data, t.data, t.n_bytes) == 0), t.name);
+    }
+    // Learning: the answer loss falls; then a resume continues the run.
+    const test::Run learn = run_jielong("train --data " + jsonl + " --init " + base + " -o " + chat +
+                                            " --batch 2 -t 2 --steps 6 --lr 1e-2 --warmup 1 --eval-every 3 "
+                                            "--validation 0.2 --log " + dir.file("chat.csv"),
+                                        true);
+    INFO(learn.out);
+    REQUIRE(learn.code == 0);
+    const test::Run more = run_jielong("train --data " + jsonl + " -m " + ctok + " -o " + chat + " --resume " + chat +
+                                           ".state --steps 9 -t 1 --validation 0.2",
+                                       true);
+    INFO(more.out);
+    REQUIRE(more.code == 0);
+    CHECK(more.out.find("step 9/9") != std::string::npos);
+    // Plain shards cannot continue an instruction run.
+    const test::Run wrong = run_jielong("train --data " + data + " -m " + ctok + " -o " + chat + " --resume " + chat +
+                                            ".state --steps 12",
+                                        true);
+    CHECK(wrong.code == 1);
   }
   SUBCASE("bad input names what is wrong") {
     const test::Run no_tok = run_jielong("train --data " + data + " -o " + out, true);

@@ -9,3 +9,4 @@
 #include "test_train_model.cpp"
 #include "test_train_torch.cpp"
 #include "test_train_trainer.cpp"
+#include "test_train_instruct.cpp"

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <optional>
@@ -18,10 +19,14 @@
 #include <vector>
 
 #include "args.hpp"
+#include "corpus_input.hpp"
 #include "jielong/core/executor.hpp"
 #include "jielong/io/gguf.hpp"
 #include "jielong/io/quantize.hpp"
+#include "jielong/model/hparams.hpp"
+#include "jielong/text/gguf_vocab.hpp"
 #include "jielong/train/export.hpp"
+#include "jielong/train/instruct.hpp"
 #include "jielong/train/trainer.hpp"
 #include "loss_plot.hpp"
 #include "progress.hpp"
@@ -112,11 +117,117 @@ inline void print_memory(const train::Trainer& t) {
                mb(m.activations), t.config().batch, t.config().seq_len, mb(m.total()));
 }
 
+// What --data names, made into shards: a prepare-data folder or a shard as
+// they are; instruction data (*.jsonl) rendered, tokenised and packed with
+// answer masks; anything else read as raw text through prepare-data's
+// pipeline (clean, filter, split, encode) in memory.
+struct TrainData {
+  std::optional<train::TokenShard> train, val, train_mask, val_mask;
+  train::AnswerMasks masks() const { return {train_mask ? &*train_mask : nullptr, val_mask ? &*val_mask : nullptr}; }
+};
+
+inline bool is_shard_file(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  char magic[8] = {};
+  const bool ok = std::fread(magic, 1, 8, f) == 8 && std::memcmp(magic, train::kShardMagic, 8) == 0;
+  std::fclose(f);
+  return ok;
+}
+
+inline bool is_jsonl(const std::string& path) {
+  return path.size() > 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0;
+}
+
+inline Status open_shards(const std::string& data, TrainData& d) {
+  namespace fs = std::filesystem;
+  std::string train_path = data, val_path;
+  if (fs::is_directory(data)) {
+    train_path = (fs::path(data) / "train.bin").string();
+    val_path = (fs::path(data) / "val.bin").string();
+  } else if (const fs::path sibling = fs::path(data).parent_path() / "val.bin"; fs::exists(sibling)) {
+    val_path = sibling.string();
+  }
+  JIELONG_ASSIGN_OR_RETURN(d.train, train::TokenShard::open(train_path));
+  if (!val_path.empty() && fs::exists(val_path)) {
+    JIELONG_ASSIGN_OR_RETURN(d.val, train::TokenShard::open(val_path));
+  }
+  return Status::ok();
+}
+
+// Instruction data: each line an example (train/instruct.hpp); a line goes to
+// validation by the hash of its text, so the split does not move when lines
+// are added elsewhere. Rows of ctx + 1 tokens.
+inline Status load_instructions(const std::string& path, const text::Tokenizer& tok, size_t ctx, double validation,
+                                uint64_t seed, TrainData& d) {
+  JIELONG_ASSIGN_OR_RETURN(std::string text, read_corpus_file(path));
+  std::vector<train::EncodedExample> split[2];
+  size_t line_no = 0;
+  for (size_t begin = 0; begin < text.size();) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    const std::string_view line(text.data() + begin, end - begin);
+    begin = end + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    auto ex = train::parse_instruct_line(line);
+    if (!ex.ok()) return make_error(ex.status().code(), path + ":" + std::to_string(line_no) + ": " + ex.status().message());
+    train::EncodedExample e;
+    JIELONG_TRY(train::encode_example(tok, *ex, e));
+    split[train::is_validation(line, validation, 0) ? 1 : 0].push_back(std::move(e));
+  }
+  const int32_t pad = tok.valid(tok.bos()) ? tok.bos() : 0;
+  const uint32_t n_vocab = static_cast<uint32_t>(tok.n_tokens());
+  for (int s = 0; s < 2; ++s) {
+    if (split[s].empty()) continue;
+    const train::PackedRows p = train::pack_examples(split[s], ctx + 1, pad, seed);
+    std::fprintf(stderr, "%s: %zu examples in %zu rows of %zu tokens (%zu answer tokens, %.0f%% of the rows)%s\n",
+                 s ? "validation" : "training", p.examples, p.rows, ctx + 1, p.answer_tokens,
+                 p.rows ? 100.0 * static_cast<double>(p.answer_tokens) / static_cast<double>(p.rows * (ctx + 1)) : 0.0,
+                 p.dropped ? (", " + std::to_string(p.dropped) + " longer than a row dropped").c_str() : "");
+    if (p.rows == 0) continue;
+    JIELONG_ASSIGN_OR_RETURN(train::TokenShard tokens, train::TokenShard::from_tokens(p.tokens, n_vocab, static_cast<uint32_t>(pad), p.examples));
+    JIELONG_ASSIGN_OR_RETURN(train::TokenShard mask, train::TokenShard::from_tokens(p.mask, 2));
+    (s ? d.val : d.train) = std::move(tokens);
+    (s ? d.val_mask : d.train_mask) = std::move(mask);
+  }
+  if (!d.train) return make_error(Code::invalid_argument, path + ": no training example fits a row of " +
+                                                              std::to_string(ctx + 1) + " tokens");
+  return Status::ok();
+}
+
+// Raw text files and folders: cleaned, filtered and split as prepare-data
+// does (its report printed), each document encoded with BOS in front.
+inline Status load_raw_text(const std::vector<std::string>& inputs, const text::Tokenizer& tok, double validation,
+                            const InterruptScope& interrupt, TrainData& d) {
+  CorpusFlags cf;
+  cf.inputs = inputs;
+  cf.validation = validation;
+  std::optional<train::Corpus> corpus = cf.build("train", interrupt);
+  if (!corpus) return make_error(Code::invalid_argument, "the raw text could not be read (see above)");
+  const uint32_t separator = tok.vocab().add_bos && tok.valid(tok.bos()) ? static_cast<uint32_t>(tok.bos())
+                                                                         : train::kNoSeparator;
+  for (int s = 0; s < 2; ++s) {
+    const std::vector<std::string>& docs = s ? corpus->validation() : corpus->train();
+    std::vector<int32_t> ids;
+    for (const std::string& doc : docs)
+      JIELONG_TRY(tok.encode_append(doc, {.add_bos = true, .parse_special = false}, ids));
+    if (ids.size() < 2) continue;
+    JIELONG_ASSIGN_OR_RETURN(train::TokenShard shard,
+                             train::TokenShard::from_tokens(ids, static_cast<uint32_t>(tok.n_tokens()), separator,
+                                                            docs.size()));
+    (s ? d.val : d.train) = std::move(shard);
+  }
+  if (!d.train) return make_error(Code::invalid_argument, "the raw text left no training tokens after filtering");
+  return Status::ok();
+}
+
 }  // namespace train_cmd
 
 inline int cmd_train(Args& args) {
   std::vector<std::string> data;
-  std::string tokenizer_path, out, resume, log_path, q8_path, name = "jielong-trained";
+  std::string tokenizer_path, out, resume, log_path, q8_path, name = "jielong-trained", init_path;
+  double validation = 0.01;
   int64_t vocab = 0, embd = 64, layers = 5, heads = 8, kv_heads = 4, ff = 172, ctx = 256;
   int64_t batch = 8, accumulation = 1, steps = 0, warmup = 100, seed = 0, threads = 0, eval_every = 0,
           eval_batches = 8;
@@ -133,8 +244,16 @@ inline int cmd_train(Args& args) {
   }
   std::string recipe_help;  // never set: --recipe is spliced in above, listed here for --help
   flags.add_string("--recipe", &recipe_help, "read flags from this file (white space between words, '#' comments)");
-  flags.add_strings("--data", &data, "prepare-data folder (train.bin, val.bin) or a training shard");
-  flags.add_string("-m,--tokenizer", &tokenizer_path, "GGUF whose vocabulary encoded the shards (from train-tokenizer)");
+  flags.add_strings("--data", &data,
+                    "prepare-data folder (train.bin, val.bin), a training shard, instruction data (*.jsonl: "
+                    "{\"system\"?, \"prompt\", \"answer\"} or {\"messages\": [...]} per line, the loss on the answers), "
+                    "or raw text files and folders (cleaned and split as prepare-data does); repeatable for raw text");
+  flags.add_string("-m,--tokenizer", &tokenizer_path,
+                   "GGUF whose vocabulary encoded the shards or encodes the text (default with --init: its own)");
+  flags.add_string("--init", &init_path,
+                   "start from this model's weights (F32, or dequantized); its shape replaces the shape flags");
+  flags.add_float("--validation", &validation, "raw text and instruction data: fraction held out for validation",
+                  0.0, 1.0);
   flags.add_string("-o,--out", &out, "model to write (F32 GGUF); the resumable state goes to OUT.state");
   flags.add_int("--vocab-size", &vocab, "vocabulary size (default: the tokenizer's; must match it)", 0, 1 << 24);
   flags.add_int("--embd", &embd, "model width", 2, 1 << 16);
@@ -167,26 +286,62 @@ inline int cmd_train(Args& args) {
     std::fprintf(stderr, "jielong train: %s\n", message.c_str());
     return 1;
   };
-  if (data.size() != 1) return fail("give one --data folder (from prepare-data) or training shard");
+  if (data.empty()) return fail("give the training data with --data");
+  if (tokenizer_path.empty()) tokenizer_path = init_path;
   if (tokenizer_path.empty()) return fail("give the tokenizer the shards were encoded with (-m TOKENIZER.gguf)");
   if (out.empty() && !dry_run) return fail("give the model to write with --out");
+  if (!init_path.empty() && !resume.empty()) return fail("--init starts a run, --resume continues one: give one");
 
-  namespace fs = std::filesystem;
-  std::string train_path = data[0], val_path;
-  if (fs::is_directory(data[0])) {
-    train_path = (fs::path(data[0]) / "train.bin").string();
-    val_path = (fs::path(data[0]) / "val.bin").string();
-  } else if (const fs::path sibling = fs::path(data[0]).parent_path() / "val.bin"; fs::exists(sibling)) {
-    val_path = sibling.string();
+  // The starting model's shape, for packing instruction rows to its context.
+  std::optional<io::GgufFile> init_file;
+  model::HParams init_hp;
+  if (!init_path.empty()) {
+    auto f = io::GgufFile::open(init_path);
+    if (!f.ok()) return fail(f.status().to_string());
+    auto hp = model::hparams_from_gguf(*f);
+    if (!hp.ok()) return fail(hp.status().to_string());
+    init_hp = *hp;
+    init_file = std::move(*f);
+    ctx = static_cast<int64_t>(init_hp.n_ctx_train);
   }
-  auto train_shard = train::TokenShard::open(train_path);
-  if (!train_shard.ok()) return fail(train_shard.status().to_string());
-  std::optional<train::TokenShard> val_shard;
-  if (!val_path.empty() && fs::exists(val_path)) {
-    auto v = train::TokenShard::open(val_path);
-    if (!v.ok()) return fail(v.status().to_string());
-    val_shard = std::move(*v);
+
+  // A resumed run's data is prepared as the saved run's was.
+  if (!resume.empty()) {
+    auto saved = train::Trainer::peek_data_settings(resume);
+    if (!saved.ok()) return fail(saved.status().to_string());
+    if (saved->seq_len < 2 || saved->seq_len > (1 << 16))
+      return fail(resume + ": training state: a sequence length of " + std::to_string(saved->seq_len));
+    ctx = static_cast<int64_t>(saved->seq_len);
+    seed = static_cast<int64_t>(saved->seed);
   }
+
+  InterruptScope interrupt;
+  train_cmd::TrainData d;
+  {
+    Status s = Status::ok();
+    namespace fs = std::filesystem;
+    if (data.size() == 1 && ((fs::is_directory(data[0]) && fs::exists(fs::path(data[0]) / "train.bin")) ||
+                             train_cmd::is_shard_file(data[0]))) {
+      s = train_cmd::open_shards(data[0], d);
+    } else {
+      auto tok = text::Tokenizer::from_gguf(tokenizer_path);
+      if (!tok.ok()) return fail(tok.status().to_string());
+      if (data.size() == 1 && train_cmd::is_jsonl(data[0]))
+        s = train_cmd::load_instructions(data[0], *tok, static_cast<size_t>(ctx), validation,
+                                         static_cast<uint64_t>(seed), d);
+      else
+        s = train_cmd::load_raw_text(data, *tok, validation, interrupt, d);
+    }
+    if (!s.is_ok()) return fail(s.to_string());
+  }
+  if (d.val && !d.val_mask && d.val->size() < static_cast<uint64_t>(ctx) + 1) {
+    std::fprintf(stderr, "jielong train: the validation split (%" PRIu64 " tokens) is shorter than one window of %" PRId64
+                         "; training without validation (raise --validation)\n",
+                 d.val->size(), ctx + 1);
+    d.val.reset();
+  }
+  const train::TokenShard* train_shard = &*d.train;
+  const train::TokenShard* val_shard = d.val ? &*d.val : nullptr;
   auto vocab_file = io::GgufFile::open(tokenizer_path);
   if (!vocab_file.ok()) return fail(vocab_file.status().to_string());
   auto tokens = vocab_file->get_array("tokenizer.ggml.tokens");
@@ -198,14 +353,27 @@ inline int cmd_train(Args& args) {
   ThreadPool pool(static_cast<size_t>(threads));
   std::optional<train::Trainer> trainer;
   if (!resume.empty()) {
-    auto t = train::Trainer::resume(resume, *train_shard, val_shard ? &*val_shard : nullptr,
-                                    static_cast<size_t>(steps));
+    auto t = train::Trainer::resume(resume, *train_shard, val_shard, static_cast<size_t>(steps), d.masks());
     if (!t.ok()) return fail(t.status().to_string());
     trainer = std::move(*t);
   } else {
     train::ModelShape shape{tokens->size(), static_cast<size_t>(embd), static_cast<size_t>(layers),
                             static_cast<size_t>(heads), static_cast<size_t>(kv_heads), static_cast<size_t>(ff),
                             static_cast<size_t>(ctx), !untied};
+    if (init_file) {
+      shape = {init_hp.n_vocab, init_hp.n_embd, init_hp.n_layers, init_hp.n_heads, init_hp.n_kv_heads, init_hp.n_ff,
+               init_hp.n_ctx_train, !init_file->find_tensor("output.weight")};
+      // The trainer builds a llama of the default rope, norm and head
+      // settings: a model that differs in them is not one it can continue.
+      const model::HParams mine = shape.hparams();
+      if (init_hp.arch != mine.arch || init_hp.head_dim != mine.head_dim || init_hp.rope.freq_base != mine.rope.freq_base ||
+          init_hp.rms_norm_eps != mine.rms_norm_eps || init_hp.qkv_bias != mine.qkv_bias)
+        return fail(init_path + ": its architecture, head size, rope base, norm epsilon or biases differ from the "
+                                "llama the trainer builds; only models written by jielong train can be continued");
+      if (tokens->size() != init_hp.n_vocab)
+        return fail(init_path + ": " + std::to_string(init_hp.n_vocab) + " tokens, the tokenizer " +
+                    std::to_string(tokens->size()));
+    }
     train::TrainConfig c;
     c.batch = static_cast<size_t>(batch);
     c.seq_len = static_cast<size_t>(ctx);
@@ -218,8 +386,11 @@ inline int cmd_train(Args& args) {
     c.optimizer.warmup_steps = static_cast<size_t>(warmup);
     c.optimizer.weight_decay = static_cast<float>(weight_decay);
     c.optimizer.grad_clip = static_cast<float>(clip);
-    auto t = train::Trainer::create(shape, c, *train_shard, val_shard ? &*val_shard : nullptr);
+    auto t = train::Trainer::create(shape, c, *train_shard, val_shard, d.masks());
     if (!t.ok()) return fail(t.status().to_string());
+    if (init_file)
+      if (Status s = train::import_gguf(t->layout(), t->model().params(), *init_file); !s.is_ok())
+        return fail(s.to_string());
     trainer = std::move(*t);
   }
   train::Trainer& t = *trainer;
@@ -256,7 +427,6 @@ inline int cmd_train(Args& args) {
     return s.is_ok();
   };
 
-  InterruptScope interrupt;
   const size_t total = t.config().steps;
   double val_loss = std::nan(""), train_seconds = 0;
   size_t steps_timed = 0;

@@ -47,4 +47,24 @@ inline Status export_gguf(const ParamLayout& layout, const float* params, const 
   return io::write_model_file(w, path, options.mix);
 }
 
+// The reverse, to start training from a model file (instruction tuning from a
+// base model): every tensor of `layout` read from `file` by name into params
+// (layout.size() floats), F32 as it is, other types (F16, Q8_0, ...)
+// dequantized. The file must hold each tensor with the layout's shape.
+inline Status import_gguf(const ParamLayout& layout, float* params, const io::GgufFile& file) {
+  for (const ParamTensor& t : layout.tensors()) {
+    const io::GgufTensorInfo* info = file.find_tensor(t.name);
+    if (!info) return make_error(Code::format_error, file.name() + ": no tensor '" + t.name + "'");
+    const uint64_t rows = info->n_dims == 1 ? 1 : info->ne[1];
+    if (info->n_dims > 2 || info->ne[0] != t.cols || rows != t.rows)
+      return make_error(Code::format_error, file.name() + ": tensor '" + t.name + "' is " + std::to_string(info->ne[0]) +
+                                                " x " + std::to_string(rows) + ", the model needs " +
+                                                std::to_string(t.cols) + " x " + std::to_string(t.rows));
+    const size_t row_bytes = info->n_bytes / t.rows;
+    for (size_t r = 0; r < t.rows; ++r)
+      quants::dequantize_row(info->type, info->data + r * row_bytes, params + t.offset + r * t.cols, t.cols);
+  }
+  return Status::ok();
+}
+
 }  // namespace jielong::train

@@ -194,6 +194,28 @@ class Trainer {
     return t;
   }
 
+  // The sequence length and seed a state file's run was made with, read from
+  // its header alone (resume() checks the whole file): what a caller needs to
+  // prepare the same data before resuming (instruction rows are packed to
+  // the sequence length in the seed's order).
+  struct DataSettings {
+    size_t seq_len = 0;
+    uint64_t seed = 0;
+  };
+  static Result<DataSettings> peek_data_settings(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) return make_error(Code::io_error, path + ": cannot open: " + std::strerror(errno));
+    unsigned char head[16 + 8 * 14];
+    const bool whole = std::fread(head, 1, sizeof head, f) == sizeof head;
+    std::fclose(f);
+    if (!whole || std::memcmp(head, kStateMagic, 8) != 0)
+      return make_error(Code::format_error, path + ": training state: bad magic or truncated header");
+    DataSettings d;
+    std::memcpy(&d.seq_len, head + 16 + 8 * 9, 8);
+    std::memcpy(&d.seed, head + 16 + 8 * 13, 8);
+    return d;
+  }
+
   // Writes the state atomically (temporary file, then rename).
   Status save_state(const std::string& path) const {
     const size_t n = model_->layout().size();
