@@ -182,10 +182,15 @@ std::string unhex(const std::string& h) {
 //    precision (6 digits: 5e-5) -- until the last bit of a float (summation
 //    order, FMA contraction) flips one of those roundings; in these
 //    random-weight models one flip moves every later logit by up to ~0.3.
-//    Over the prompts, Q8_0, Q4_0 and Q3_K_M see no flip on either backend
-//    in any of the builds: held to 1e-4 (the printed precision, twice). The
-//    others flip, differently on each backend (so between builds too): held
-//    to 1.5x the worst measured on either backend. Over the greedy
+//    Over the prompts, llama Q8_0, Q4_0 and Q3_K_M see no flip on either
+//    backend in any of the builds: held to 1e-4 (the printed precision,
+//    twice). The others flip, differently on each backend: held to 1.5x the
+//    worst measured on either backend, Best measured on AVX-512 VNNI and on
+//    AVX2. Built with -ffp-contract=off (CMakeLists.txt), Scalar's bits no
+//    longer depend on the -march g++ tunes for; unfused, Scalar and Best both
+//    flip once in qwen2 Q8_0 (0.089, where g++'s contraction for an AVX-512
+//    CPU had kept it at 5e-5) and in Q4_K_M (0.124), and Scalar's
+//    Q5_K_M is back at 0.015 (it was 0.128 when contracted). Over the greedy
 //    continuation (64 more positions) flips come to the others too: the
 //    Best backend flips on Q8_0 at step 17 of one prompt (Release and the
 //    sanitizer build alike; Scalar does not), so a quantized model's
@@ -199,14 +204,15 @@ constexpr float kFlip = 0.35f;  // measured 0.15-0.32 after one flip
 constexpr Tolerance kTolerances[] = {
     {"stories260K", 2e-3f},        {"synth-llama-f32", 3e-3f},     {"synth-llama-f16", 4e-3f},
     {"synth-qwen2-f16", 4e-3f},    {"synth-llama-bf16", 8e-2f},    {"synth-llama-q8_0", 1e-4f},
-    {"synth-qwen2-q8_0", 1e-4f},   {"synth-llama-q4_0", 1e-4f},    {"synth-llama-q3_k_m", 1e-4f},
+    {"synth-qwen2-q8_0", 0.14f},   {"synth-llama-q4_0", 1e-4f},    {"synth-llama-q3_k_m", 1e-4f},
     {"synth-llama-q4_1", 0.15f},   {"synth-llama-q5_0", 0.19f},    {"synth-llama-q5_1", 0.2f},
-    {"synth-llama-q4_k_m", 0.1f},  {"synth-llama-q5_k_m", 0.2f},   {"synth-llama-q6_k", 0.3f},
+    {"synth-llama-q4_k_m", 0.19f}, {"synth-llama-q5_k_m", 0.09f},  {"synth-llama-q6_k", 0.3f},
 };
 // Top-1 checks over the prompts excused as near-ties (the reference's best
 // two closer than twice the model's tolerance), per model and backend, at
-// most: Q4_1 reaches 8 of its 16 positions, Q6_K 5; the other models 3 or
-// fewer (in all 44 of 468 checks, 9%, where one tolerance of 0.35 excused 37%).
+// most: Q4_1 reaches 8 of its 16 positions, Q6_K 5, Q4_K_M 4; the other
+// models 3 or fewer (in all 52 of 468 checks on AVX2, 11%, where one
+// tolerance of 0.35 excused 37%).
 constexpr size_t kMaxNearTies = 8;
 
 // A model the table does not name (one added to ../shared later) is held to

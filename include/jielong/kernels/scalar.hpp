@@ -1,6 +1,17 @@
 // kernels::Scalar — the oracle. Plain loops that follow the definitions; the
 // other backends are tested against these. Keep them naive: a clever scalar
 // twin could share a bug with the code it is meant to catch.
+//
+// Floating-point contraction: the loops are written as plain a*b + c, whose
+// bits are two roundings when compiled with -ffp-contract=off, as the
+// project's own programs are (and the tests' tolerances were measured). Under
+// GNU mode's default, -ffp-contract=fast on a target with FMA, g++ fuses some
+// of these into FMAs depending on inlining and the -march it tunes for, so
+// the last bits of Scalar's results (and, through the 8-bit rounding of
+// activations, now and then a whole quantization step) change with the flags.
+// Where the bits must not depend on flags the code says which it means:
+// std::fma for a fused product (rope_pair below), quants::mul_rounded for a
+// product rounded before its add (llama2.c's group product, quantization).
 #pragma once
 
 #include <cmath>
