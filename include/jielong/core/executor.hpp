@@ -64,6 +64,27 @@ void parallel_for(Executor& ex, size_t n, size_t grain, F&& f) noexcept {
   });
 }
 
+// Loops of fewer multiply-adds (or comparable steps) than this run on the
+// calling thread: a hand-off to a waiting worker and the wait for its last
+// task cost about as much as this many multiply-adds on one core (a pool
+// dispatch alone takes ~0.25 µs in bench_core; the worker then reads the
+// activations into its own cache), so splitting smaller loops makes a tiny
+// model slower at two threads than at one.
+inline constexpr size_t kMinParallelWork = size_t{1} << 16;
+
+// parallel_for for a loop of `work` multiply-adds in all: below
+// kMinParallelWork the same chunks run one after another on the calling
+// thread, so the results are the same bits either way.
+template <class F>
+void parallel_for_work(Executor& ex, size_t n, size_t grain, size_t work, F&& f) noexcept {
+  if (work < kMinParallelWork) {
+    SerialExecutor here;
+    parallel_for(here, n, grain, f);
+  } else {
+    parallel_for(ex, n, grain, f);
+  }
+}
+
 // A fixed set of worker threads; the calling thread works too, so
 // ThreadPool(2) starts one extra thread. Idle workers spin for a few
 // microseconds (a decode step hands out work every ~100 µs, and waking a

@@ -50,7 +50,7 @@ inline void matmul(const WeightView& w, const float* x, size_t n_tokens, float* 
   auto xs = [&](size_t t) { return reinterpret_cast<float*>(scratch.data() + t * row_bytes + (cols + 3) / 4 * 4); };
   for (size_t t = 0; t < n_tokens; ++t) quantize(x + t * cols, cols, G, xq(t), xs(t));
   const auto* wq = static_cast<const int8_t*>(w.data);
-  parallel_for(ex, w.rows, 16, [&](size_t r0, size_t r1) {
+  parallel_for_work(ex, w.rows, 16, w.rows * cols * n_tokens, [&](size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; ++r) {
       const int8_t* wr = wq + r * w.row_stride;
       const float* ws = w.group_scales + r * (cols / G);

@@ -274,7 +274,7 @@ const void* quantize_acts(ActKind kind, const float* x, size_t n_tokens, size_t 
   if (kind == ActKind::none) return x;
   std::byte* base = align64(scratch.data());
   act_stride = act_row_bytes(kind, cols);
-  parallel_for(ex, n_tokens, 8, [&](size_t t0, size_t t1) {
+  parallel_for_work(ex, n_tokens, 8, n_tokens * cols, [&](size_t t0, size_t t1) {
     for (size_t t = t0; t < t1; ++t) quantize_act<B>(kind, x + t * cols, base + t * act_stride, cols);
   });
   return base;
@@ -305,7 +305,7 @@ void matmul(const WeightView& w, const float* x, size_t n_tokens, float* y, std:
   }
   size_t act_stride;
   const void* act = detail::quantize_acts<B>(act_kind(w.type), x, n_tokens, w.cols, scratch, ex, act_stride);
-  parallel_for(ex, w.rows, detail::row_grain(w), [&](size_t r0, size_t r1) {
+  parallel_for_work(ex, w.rows, detail::row_grain(w), w.rows * w.cols * n_tokens, [&](size_t r0, size_t r1) {
     detail::rows_dot<B>(w, r0, r1, act, act_stride, n_tokens, y, w.rows);
   });
 }
@@ -332,11 +332,13 @@ void matmul_same_input(const WeightView* const (&w)[N], const float* x, size_t n
   const void* act = detail::quantize_acts<B>(kind, x, n_tokens, w[0]->cols, scratch, ex, act_stride);
   size_t grain[N], first_chunk[N + 1];  // matrix i owns chunks [first_chunk[i], first_chunk[i+1])
   first_chunk[0] = 0;
+  size_t work = 0;  // multiply-adds of all N
   for (size_t i = 0; i < N; ++i) {
     grain[i] = std::max<size_t>(1, detail::row_grain(*w[i]));
     first_chunk[i + 1] = first_chunk[i] + (w[i]->rows + grain[i] - 1) / grain[i];
+    work += w[i]->rows * w[i]->cols * n_tokens;
   }
-  parallel_for(ex, first_chunk[N], 1, [&](size_t c0, size_t c1) {
+  parallel_for_work(ex, first_chunk[N], 1, work, [&](size_t c0, size_t c1) {
     for (size_t c = c0; c < c1; ++c) {
       size_t i = 0;
       while (c >= first_chunk[i + 1]) ++i;

@@ -189,7 +189,9 @@ class Transformer {
       // scores rows, one hand-off per layer instead of one per token. A
       // token's numbers do not depend on the task that computes them.
       const size_t chunks = std::min(n, s_.score_slots), per = (n + chunks - 1) / chunks;
-      parallel_for(ex_, n, per, [&](size_t t0, size_t t1) {
+      // q·k and w·v for every head, token and position (at most; causal)
+      const size_t work = 2 * n * (pos0 + n) * hp_.n_heads * hp_.head_dim;
+      parallel_for_work(ex_, n, per, work, [&](size_t t0, size_t t1) {
         float* scores = s_.scores + (t0 / per) * hp_.n_heads * kv_.n_ctx();  // this task's slot
         for (size_t t = t0; t < t1 && !stopped(); ++t)
           attend_heads(l, pos0 + t, s_.q + t * q_dim, s_.att_out + t * q_dim, 0, hp_.n_heads, scores);
