@@ -10,3 +10,4 @@
 #include "test_train_torch.cpp"
 #include "test_train_trainer.cpp"
 #include "test_train_instruct.cpp"
+#include "test_train_arith.cpp"
