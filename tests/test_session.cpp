@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "jielong/run/eval.hpp"
 #include "jielong/run/generate.hpp"
 #include "jielong/run/session.hpp"
 #include "jielong/run/stop.hpp"
@@ -214,6 +215,30 @@ TEST_CASE("a cancel during a context shift leaves a shorter but consistent sessi
   run::Session fresh = make(m);
   REQUIRE(fresh.prefill(std::vector<int32_t>{1, 2, 50}).is_ok());
   CHECK(max_diff(s->logits(), fresh.logits()) < 1e-5);
+}
+
+TEST_CASE("perplexity in windows: one window is the plain sum; overlapping windows score every token once") {
+  const auto m = synth_model();
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 23; ++i) ids.push_back((i * 37 + 11) % 64);  // the synthetic model has 64 tokens
+  run::SessionOptions so;
+  auto whole = run::perplexity_ids(m, ids, so);
+  auto one = run::perplexity_windows(m, ids, 32, so);
+  REQUIRE((whole.ok() && one.ok()));
+  CHECK(one->nll == doctest::Approx(whole->nll).epsilon(1e-12));  // the same forward pass over the same tokens
+  CHECK(one->n_tokens == 23);
+  // Windows of 8 overlapping by one: [0,8) [7,15) [14,22) [21,23), each scored alone.
+  auto windows = run::perplexity_windows(m, ids, 8, so);
+  REQUIRE(windows.ok());
+  double sum = 0;
+  for (size_t b : {0, 7, 14, 21}) {
+    auto part = run::perplexity_ids(m, std::span<const int32_t>(ids).subspan(b, std::min<size_t>(8, ids.size() - b)), so);
+    REQUIRE(part.ok());
+    sum += part->nll;
+  }
+  CHECK(windows->nll == doctest::Approx(sum).epsilon(1e-12));
+  CHECK(windows->perplexity == doctest::Approx(std::exp(sum / 22)).epsilon(1e-12));
+  CHECK(run::perplexity_windows(m, ids, 1, so).status().code() == Code::invalid_argument);
 }
 
 TEST_CASE("step samples greedily by default and appends") {

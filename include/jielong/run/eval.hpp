@@ -115,6 +115,36 @@ inline Result<PerplexityResult> perplexity_ids(std::shared_ptr<const model::Mode
   return r;
 }
 
+// The same over ids longer than one context: windows of `window` tokens
+// that overlap by one, so every token after the first is predicted exactly
+// once, from the tokens since its window began (at least one, at most
+// window - 1). One session of `window` positions, reused.
+inline Result<PerplexityResult> perplexity_windows(std::shared_ptr<const model::Model> m, std::span<const int32_t> ids,
+                                                   size_t window, SessionOptions so) {
+  if (ids.size() < 2) return make_error(Code::invalid_argument, "perplexity: needs at least 2 tokens");
+  if (window < 2) return make_error(Code::invalid_argument, "perplexity: a window needs at least 2 tokens");
+  so.n_ctx = window;
+  JIELONG_ASSIGN_OR_RETURN(Session s, Session::create(std::move(m), so));
+  const size_t n_vocab = s.n_vocab();
+  std::vector<float> all(window * n_vocab);  // [window][n_vocab]
+  PerplexityResult r;
+  r.n_tokens = ids.size();
+  for (size_t begin = 0; begin + 1 < ids.size(); begin += window - 1) {
+    const std::span<const int32_t> w = ids.subspan(begin, std::min(window, ids.size() - begin));
+    JIELONG_TRY(s.rewind(s.position()));
+    JIELONG_TRY(s.prefill_all(w, std::span<float>(all).first(w.size() * n_vocab)));
+    for (size_t i = 0; i + 1 < w.size(); ++i) {
+      const float* l = all.data() + i * n_vocab;
+      const float max = *std::max_element(l, l + n_vocab);
+      double sum = 0;
+      for (size_t v = 0; v < n_vocab; ++v) sum += std::exp(static_cast<double>(l[v]) - max);
+      r.nll -= static_cast<double>(l[static_cast<size_t>(w[i + 1])]) - max - std::log(sum);
+    }
+  }
+  r.perplexity = std::exp(r.nll / static_cast<double>(ids.size() - 1));
+  return r;
+}
+
 inline Result<PerplexityResult> perplexity(const LoadedModel& lm, std::string_view text, const SessionOptions& so) {
   if (!lm.tokenizer) return make_error(Code::invalid_argument, "perplexity: the model has no tokenizer");
   JIELONG_ASSIGN_OR_RETURN(std::vector<int32_t> ids, lm.tokenizer->encode(text));
