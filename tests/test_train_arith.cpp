@@ -113,9 +113,9 @@ TEST_CASE("arithmetic: a tiny model learns one-digit addition in seconds") {
   train::TrainConfig c;
   c.batch = 8;
   c.seq_len = 32;
-  c.steps = 300;
+  c.steps = 600;
   c.seed = 3;
-  c.optimizer.lr = 1e-2f;
+  c.optimizer.lr = 3e-3f;
   c.optimizer.warmup_steps = 20;
   auto t = train::Trainer::create(shape, c, *shard, nullptr);
   REQUIRE(t.ok());
@@ -154,5 +154,5 @@ TEST_CASE("arithmetic: a tiny model learns one-digit addition in seconds") {
       right += arith::answer_of(text, arith::Format::direct) == std::to_string(a + b);
     }
   MESSAGE(right << " of 100 one-digit sums right");
-  CHECK(right >= 60);  // 84 measured; chance is about 5
+  CHECK(right >= 90);  // 100 measured; chance is about 5
 }
