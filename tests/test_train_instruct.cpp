@@ -216,4 +216,15 @@ TEST_CASE("a tiny model learns its answers with the loss on them alone; resume e
   std::filesystem::remove_all(std::filesystem::path(state).parent_path());
 }
 
+TEST_CASE("token F1: SQuAD's normalisation, precision and recall over the words in common") {
+  CHECK(train::token_f1("", "") == 1.0);
+  CHECK(train::token_f1("a word", "") == 0.0);
+  CHECK(train::token_f1("The Cat sat.", "cat sat") == 1.0);  // case, punctuation and articles dropped
+  // answer {red, fox, runs} vs reference {red, fox}: precision 2/3, recall 1, F1 0.8.
+  CHECK(train::token_f1("a red fox runs", "the red fox") == doctest::Approx(0.8));
+  // Repeated words count as often as both hold them: {x, x, y} vs {x, z}: 1 in common, P 1/3, R 1/2, F1 0.4.
+  CHECK(train::token_f1("x x y", "x z") == doctest::Approx(0.4));
+  CHECK(train::token_f1("dog", "cat") == 0.0);
+}
+
 }  // namespace train_instruct

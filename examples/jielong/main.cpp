@@ -9,10 +9,12 @@
 #include "args.hpp"
 #include "cmd_bench.hpp"
 #include "cmd_chat.hpp"
+#include "cmd_chat_eval.hpp"
 #include "cmd_eval.hpp"
 #include "cmd_generate.hpp"
 #include "cmd_info.hpp"
 #include "cmd_perplexity.hpp"
+#include "cmd_prepare_chat.hpp"
 #include "cmd_prepare_data.hpp"
 #include "cmd_quantize.hpp"
 #include "cmd_synth.hpp"
@@ -46,6 +48,8 @@ constexpr Command kCommands[] = {
     {"train-tokenizer", "learn a byte-level BPE vocabulary from text files", jielong::cli::cmd_train_tokenizer},
     {"prepare-data", "clean, split and tokenise text files into token shards", jielong::cli::cmd_prepare_data},
     {"train", "train a model from scratch on token shards", jielong::cli::cmd_train},
+    {"prepare-chat", "instruction/answer pairs for a chat model from the corpora", jielong::cli::cmd_prepare_chat},
+    {"chat-eval", "score a chat model's answers to held-out questions (token F1)", jielong::cli::cmd_chat_eval},
 };
 
 void print_usage(std::FILE* f) {

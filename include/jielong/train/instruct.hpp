@@ -21,6 +21,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -329,6 +330,43 @@ inline PackedRows pack_examples(const std::vector<EncodedExample>& examples, siz
     ++p.examples;
   }
   return p;
+}
+
+// Token-level F1 of an answer against a reference, as SQuAD scores answers:
+// both lower-cased, punctuation dropped, the articles a/an/the dropped,
+// split at white space; precision and recall over the bag of words in
+// common. 1 for two empty texts, 0 when only one is empty.
+inline std::vector<std::string> f1_words(std::string_view s) {
+  std::vector<std::string> words;
+  std::string w;
+  auto flush = [&] {
+    if (!w.empty() && w != "a" && w != "an" && w != "the") words.push_back(w);
+    w.clear();
+  };
+  for (char c : s) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (std::isalnum(u) || u >= 0x80) w += static_cast<char>(std::tolower(u));
+    else if (std::isspace(u)) flush();
+  }
+  flush();
+  return words;
+}
+
+inline double token_f1(std::string_view answer, std::string_view reference) {
+  std::vector<std::string> a = f1_words(answer), r = f1_words(reference);
+  if (a.empty() || r.empty()) return a.empty() && r.empty() ? 1.0 : 0.0;
+  std::sort(a.begin(), a.end());
+  std::sort(r.begin(), r.end());
+  size_t common = 0;
+  for (size_t i = 0, j = 0; i < a.size() && j < r.size();) {
+    if (a[i] == r[j]) ++common, ++i, ++j;
+    else if (a[i] < r[j]) ++i;
+    else ++j;
+  }
+  if (common == 0) return 0.0;
+  const double p = static_cast<double>(common) / static_cast<double>(a.size());
+  const double rc = static_cast<double>(common) / static_cast<double>(r.size());
+  return 2 * p * rc / (p + rc);
 }
 
 }  // namespace jielong::train
