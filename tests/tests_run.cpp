@@ -6,3 +6,4 @@
 #include "test_sample.cpp"
 #include "test_session.cpp"
 #include "test_session_games.cpp"
+#include "test_models_shipped.cpp"
